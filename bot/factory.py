@@ -1,0 +1,150 @@
+"""Builds every object of a running bot. Nothing global: `build_application` returns them all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.redis import RedisStorage
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.health import HealthChecker
+from bot.inbox import InboxProcessor
+from bot.logging import register_secret
+from bot.metrics import Metrics
+from bot.middlewares import DbSessionMiddleware, I18nMiddleware, ThrottlingMiddleware, UserMiddleware
+from bot.settings import Settings
+from db.engine import create_engine, create_session_factory
+from handlers import build_root_router
+from services.crypto import SecretBox
+from services.i18n import I18n
+from services.tenants import TenantInfo
+from services.throttling import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+
+
+@dataclass
+class Application:
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    redis: Redis | None
+    bot: Bot
+    dispatcher: Dispatcher
+    i18n: I18n
+    metrics: Metrics
+    inbox: InboxProcessor
+    health: HealthChecker
+    secret_box: SecretBox
+
+    def set_tenant(self, tenant: TenantInfo) -> None:
+        self.dispatcher["tenant"] = tenant
+
+    async def close(self) -> None:
+        await self.bot.session.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.dispatcher.storage.close()
+        await self.engine.dispose()
+
+
+def build_bot(settings: Settings) -> Bot:
+    if settings.bot_token is None:
+        raise ValueError("BOT_TOKEN is not set")
+    token = settings.bot_token.get_secret_value()
+    register_secret(token)
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_server))
+    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+def build_rate_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
+    if redis is not None:
+        return RedisRateLimiter(redis, settings.throttle.rate, settings.throttle.burst)
+    return MemoryRateLimiter(settings.throttle.rate, settings.throttle.burst)
+
+
+def build_dispatcher(
+    *,
+    settings: Settings,
+    i18n: I18n,
+    session_factory: async_sessionmaker[AsyncSession],
+    rate_limiter: RateLimiter,
+    metrics: Metrics,
+    redis: Redis | None,
+    storage: BaseStorage,
+) -> Dispatcher:
+    admin_ids = frozenset(settings.admin_ids)
+    dispatcher = Dispatcher(
+        storage=storage,
+        settings=settings,
+        i18n_hub=i18n,
+        session_factory=session_factory,
+        rate_limiter=rate_limiter,
+        metrics=metrics,
+        redis=redis,
+        admin_ids=admin_ids,
+    )
+    # Outer update middlewares run in this order, after aiogram's own (errors, user context, FSM).
+    dispatcher.update.outer_middleware(DbSessionMiddleware(session_factory))
+    dispatcher.update.outer_middleware(ThrottlingMiddleware(rate_limiter, metrics))
+    dispatcher.update.outer_middleware(UserMiddleware(admin_ids))
+    dispatcher.update.outer_middleware(I18nMiddleware())
+    dispatcher.include_router(build_root_router())
+    return dispatcher
+
+
+def build_application(settings: Settings) -> Application:
+    settings.ensure_data_dir()
+    master_key = settings.resolved_master_key()
+    register_secret(master_key.get_secret_value())
+    if settings.webhook_secret is not None:
+        register_secret(settings.webhook_secret.get_secret_value())
+    engine = create_engine(settings.resolved_database_url)
+    session_factory = create_session_factory(engine)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    metrics = Metrics()
+    i18n = I18n(default_locale=settings.default_locale)
+    bot = build_bot(settings)
+    storage: BaseStorage = RedisStorage(redis) if redis is not None else MemoryStorage()
+    dispatcher = build_dispatcher(
+        settings=settings,
+        i18n=i18n,
+        session_factory=session_factory,
+        rate_limiter=build_rate_limiter(settings, redis),
+        metrics=metrics,
+        redis=redis,
+        storage=storage,
+    )
+    inbox = InboxProcessor(
+        bot=bot,
+        dispatcher=dispatcher,
+        session_factory=session_factory,
+        settings=settings.inbox,
+        metrics=metrics,
+    )
+    health = HealthChecker(
+        engine=engine,
+        bot=bot,
+        metrics=metrics,
+        redis=redis,
+        mode="webhook" if settings.webhook_mode else "polling",
+    )
+    return Application(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        redis=redis,
+        bot=bot,
+        dispatcher=dispatcher,
+        i18n=i18n,
+        metrics=metrics,
+        inbox=inbox,
+        health=health,
+        secret_box=SecretBox(master_key.get_secret_value()),
+    )

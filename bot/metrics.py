@@ -1,0 +1,41 @@
+"""Prometheus metrics of one running bot (own registry: nothing global)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.updates_received = Counter(
+            "cu_updates_received_total", "Telegram updates received", ["source"], registry=self.registry
+        )
+        self.updates_duplicate = Counter(
+            "cu_updates_duplicate_total", "Redelivered updates ignored", ["source"], registry=self.registry
+        )
+        self.updates_rejected = Counter(
+            "cu_updates_rejected_total", "Malformed or unauthorised webhook calls", ["reason"],
+            registry=self.registry,
+        )
+        self.updates_processed = Counter(
+            "cu_updates_processed_total", "Updates processed", ["status"], registry=self.registry
+        )
+        self.update_latency = Histogram(
+            "cu_update_latency_seconds", "From receipt to the end of handling", buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.throttled = Counter("cu_updates_throttled_total", "Updates dropped by throttling",
+                                 registry=self.registry)
+        self.errors = Counter("cu_errors_total", "Errors by kind", ["kind"], registry=self.registry)
+        self.component_up = Gauge(
+            "cu_component_up", "1 when a component is healthy", ["component"], registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,39 @@
+"""Find or create the Telegram user of each update in the bot's tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject
+from aiogram.types import User as TelegramUser
+
+from services.tenants import TenantInfo
+from services.users import UserService
+
+
+class UserMiddleware(BaseMiddleware):
+    def __init__(self, admin_ids: frozenset[int]) -> None:
+        self.admin_ids = admin_ids
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        tg_user: TelegramUser | None = data.get("event_from_user")
+        tenant: TenantInfo = data["tenant"]
+        service = UserService(data["session"], self.admin_ids)
+        data["user_service"] = service
+        data["user"] = None
+        if tg_user is not None and not tg_user.is_bot:
+            data["user"] = await service.touch(
+                tenant_id=tenant.id,
+                telegram_id=tg_user.id,
+                username=tg_user.username,
+                first_name=tg_user.first_name,
+                language_code=tg_user.language_code,
+            )
+        return await handler(event, data)

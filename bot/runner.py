@@ -1,0 +1,136 @@
+"""Start and stop a bot: migrations, tenant, commands, web server, inbox, webhook or polling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+from dataclasses import dataclass, field
+
+import structlog
+from aiogram.types import BotCommandScopeAllPrivateChats, BotCommandScopeDefault
+from aiohttp import web
+from pydantic import SecretStr
+
+from bot.factory import Application, build_application
+from bot.polling import Poller
+from bot.settings import Settings
+from bot.web import WEBHOOK_PATH, create_web_app
+from db import migrate
+from handlers.commands import bot_commands
+from services.tenants import TenantService
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class RunningBot:
+    app: Application
+    runner: web.AppRunner
+    poller: Poller | None = None
+    port: int = 0
+    _stopped: bool = field(default=False, init=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.app.settings.http_host}:{self.port}"
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.poller is not None:
+            await self.poller.stop()
+        await self.app.inbox.stop()
+        await self.runner.cleanup()
+        await self.app.close()
+
+
+async def register_commands(app: Application) -> None:
+    """The command menu in every language we speak; the default one in the default locale."""
+    bot, i18n = app.bot, app.i18n
+    default_t = i18n.translator(app.settings.default_locale)
+    await bot.set_my_commands(bot_commands(default_t), scope=BotCommandScopeDefault())
+    await bot.set_my_commands(bot_commands(default_t), scope=BotCommandScopeAllPrivateChats())
+    for locale in i18n.locales:
+        commands = bot_commands(i18n.translator(locale))
+        await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=locale)
+        await bot.set_my_commands(commands, scope=BotCommandScopeAllPrivateChats(), language_code=locale)
+
+
+async def start_bot(settings: Settings) -> RunningBot:
+    """Everything up and serving; returns a handle whose `stop()` shuts it down gracefully."""
+    if settings.webhook_mode and settings.webhook_secret is None:
+        settings.webhook_secret = SecretStr(secrets.token_urlsafe(32))
+    app = build_application(settings)
+    try:
+        await migrate.upgrade(app.engine)
+        me = await app.bot.get_me()
+        async with app.session_factory() as session:
+            tenant = await TenantService(session).ensure(
+                slug=settings.tenant_slug,
+                name=me.first_name,
+                default_locale=settings.default_locale,
+                bot_id=me.id,
+            )
+            await session.commit()
+        app.set_tenant(tenant)
+        await register_commands(app)
+        web_app = create_web_app(
+            inbox=app.inbox,
+            health=app.health,
+            metrics=app.metrics,
+            webhook_secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+        )
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.http_host, settings.http_port)
+        await site.start()
+        port = settings.http_port or _bound_port(runner)
+        running = RunningBot(app=app, runner=runner, port=port)
+        app.inbox.start()
+        allowed = app.dispatcher.resolve_used_update_types()
+        if settings.webhook_mode:
+            assert settings.webhook_url and settings.webhook_secret
+            url = settings.webhook_url.rstrip("/")
+            if not url.endswith(WEBHOOK_PATH):
+                url += WEBHOOK_PATH
+            await app.bot.set_webhook(
+                url, secret_token=settings.webhook_secret.get_secret_value(), allowed_updates=allowed
+            )
+            log.info("bot.started", mode="webhook", username=me.username, http_port=port)
+        else:
+            await app.bot.delete_webhook(drop_pending_updates=False)
+            running.poller = Poller(app.bot, app.inbox, allowed)
+            running.poller.start()
+            log.info("bot.started", mode="polling", username=me.username, http_port=port)
+        return running
+    except BaseException:
+        await app.close()
+        raise
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return 0
+
+
+async def wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def run(settings: Settings) -> None:
+    running = await start_bot(settings)
+    try:
+        await wait_for_signal()
+    finally:
+        log.info("bot.stopping")
+        await running.stop()

@@ -1,0 +1,116 @@
+"""Application settings, read from the environment and `.env` (see `.env.example`)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PUBLIC_TELEGRAM_API = "https://api.telegram.org"
+SUPPORTED_LOCALES = ("en", "ru", "es")
+
+
+class ThrottleSettings(BaseModel):
+    """Per-user token bucket: `rate` updates per second, bursts of `burst`; rate 0 disables it."""
+
+    rate: float = 3.0
+    burst: int = 8
+
+
+class InboxSettings(BaseModel):
+    lease_seconds: float = 60.0
+    sweep_interval: float = 2.0
+    max_attempts: int = 3
+    concurrency: int = 64
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    # Telegram
+    bot_token: SecretStr | None = None
+    telegram_api_server: str = PUBLIC_TELEGRAM_API
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+
+    # HTTP server (webhook, /healthz, /metrics)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+
+    # Storage
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    master_key: SecretStr | None = None
+
+    # People and language
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    default_locale: Literal["en", "ru", "es"] = "en"
+    tenant_slug: str = "default"
+
+    # Sandbox (the embedded default when no BOT_TOKEN is set)
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 8080
+
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    environment: Literal["development", "production"] = "development"
+
+    throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _parse_admin_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @field_validator("telegram_api_server")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def webhook_mode(self) -> bool:
+        return bool(self.webhook_url)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'cryptouniverse.db').as_posix()}"
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+    def resolved_master_key(self) -> SecretStr:
+        """MASTER_KEY, or the key stored in `data/master.key`, generated (0600) on first use."""
+        if self.master_key is not None:
+            return self.master_key
+        path = self.ensure_data_dir() / "master.key"
+        if not path.exists():
+            key = secrets.token_urlsafe(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(key + "\n")
+        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+        self.master_key = SecretStr(path.read_text().strip())
+        return self.master_key
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

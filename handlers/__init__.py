@@ -1,0 +1,20 @@
+"""aiogram routers, one module per feature. Thin: parse, call a service, render."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from handlers import errors, fallback, menu, settings, start
+
+
+def build_root_router() -> Router:
+    """All feature routers in precedence order; the menu's catch-all and the fallback come last."""
+    root = Router(name="root")
+    root.include_routers(
+        errors.router,
+        start.router,
+        settings.router,
+        menu.router,
+        fallback.router,
+    )
+    return root

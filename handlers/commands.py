@@ -1,0 +1,13 @@
+"""The bot's command list, shown by Telegram in each user's language."""
+
+from __future__ import annotations
+
+from aiogram.types import BotCommand
+
+from services.i18n import Translator
+
+COMMANDS = ("start", "menu", "help", "settings", "language")
+
+
+def bot_commands(t: Translator) -> list[BotCommand]:
+    return [BotCommand(command=name, description=t(f"commands.{name}")) for name in COMMANDS]

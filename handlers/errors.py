@@ -1,0 +1,56 @@
+"""One place that turns exceptions into answers. Users see a localised message, never internals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiogram import Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.types import ErrorEvent
+
+from handlers.render import plain
+from services.errors import AppError
+from services.i18n import I18n, Translator
+
+log = structlog.get_logger(__name__)
+router = Router(name="errors")
+
+
+async def _tell(event: ErrorEvent, text: str) -> None:
+    update = event.update
+    try:
+        if update.callback_query is not None:
+            await update.callback_query.answer(plain(text), show_alert=True)
+        elif update.message is not None and update.message.chat.type == "private":
+            await update.message.answer(text)
+    except TelegramAPIError as exc:
+        log.warning("error_reply_failed", error=type(exc).__name__)
+
+
+def _translator(data: dict[str, Any]) -> Translator:
+    translator = data.get("i18n")
+    if isinstance(translator, Translator):
+        return translator
+    hub: I18n = data["i18n_hub"]
+    return hub.translator(None)
+
+
+@router.error(ExceptionTypeFilter(AppError))
+async def on_app_error(event: ErrorEvent, **data: Any) -> None:
+    exc = event.exception
+    assert isinstance(exc, AppError)
+    t = _translator(data)
+    await _tell(event, t(exc.message_key, **exc.params))
+
+
+@router.error()
+async def on_unexpected_error(event: ErrorEvent, **data: Any) -> None:
+    log.error(
+        "handler.crashed",
+        update_id=event.update.update_id,
+        error=type(event.exception).__name__,
+        exc_info=event.exception,
+    )
+    await _tell(event, _translator(data)("errors.internal"))

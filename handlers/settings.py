@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command
+from aiogram.types import BotCommandScopeChat, CallbackQuery, Message
+
+from handlers.commands import bot_commands
+from handlers.render import show
+from keyboards.menu import LanguageCB, MenuCB, language_keyboard, main_menu, settings_keyboard
+from services.i18n import I18n, Translator
+from services.users import UserProfile, UserService
+
+router = Router(name="settings")
+router.message.filter(F.chat.type == "private")
+
+
+def _settings_text(i18n: Translator, user: UserProfile, locale: str) -> str:
+    return i18n(
+        "settings.title",
+        language=i18n(f"language.names.{locale}"),
+        tier=i18n(f"tiers.{user.tier}"),
+        mode=i18n("modes.paper"),
+        since=user.created_at.strftime("%Y-%m-%d"),
+    )
+
+
+@router.message(Command("settings"))
+async def cmd_settings(message: Message, user: UserProfile, i18n: Translator, locale: str) -> None:
+    await message.answer(_settings_text(i18n, user, locale), reply_markup=settings_keyboard(i18n))
+
+
+@router.callback_query(MenuCB.filter(F.section == "settings"))
+async def on_settings(query: CallbackQuery, user: UserProfile, i18n: Translator, locale: str) -> None:
+    await show(query, _settings_text(i18n, user, locale), settings_keyboard(i18n))
+
+
+@router.message(Command("language"))
+async def cmd_language(message: Message, i18n: Translator, i18n_hub: I18n, locale: str) -> None:
+    await message.answer(i18n("language.choose"), reply_markup=language_keyboard(i18n, i18n_hub, locale))
+
+
+@router.callback_query(MenuCB.filter(F.section == "language"))
+async def on_language_menu(query: CallbackQuery, i18n: Translator, i18n_hub: I18n, locale: str) -> None:
+    await show(query, i18n("language.choose"), language_keyboard(i18n, i18n_hub, locale))
+
+
+@router.callback_query(LanguageCB.filter())
+async def on_language_chosen(
+    query: CallbackQuery,
+    callback_data: LanguageCB,
+    user: UserProfile,
+    user_service: UserService,
+    i18n_hub: I18n,
+    bot: Bot,
+) -> None:
+    await user_service.set_locale(user, callback_data.code, i18n_hub.locales)
+    t = i18n_hub.translator(callback_data.code)
+    await show(query, f"{t('language.changed')}\n\n{t('menu.title')}", main_menu(t))
+    # The command menu of this chat follows the chosen language.
+    try:
+        await bot.set_my_commands(bot_commands(t), scope=BotCommandScopeChat(chat_id=query.from_user.id))
+    except TelegramAPIError:
+        return

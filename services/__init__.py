@@ -1,0 +1,1 @@
+"""Business logic. No aiogram here: services take their dependencies in __init__ and return plain data."""

@@ -1,0 +1,3 @@
+from services.crypto.secretbox import DecryptionError, SecretBox
+
+__all__ = ["DecryptionError", "SecretBox"]

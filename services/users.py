@@ -1,0 +1,116 @@
+"""Users and their preferences."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import User
+from db.repositories import AuditRepository, UserRepository
+from db.types import utcnow
+from services.errors import ValidationError
+
+LAST_SEEN_RESOLUTION = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class UserProfile:
+    id: int
+    tenant_id: int
+    telegram_id: int
+    username: str | None
+    first_name: str | None
+    language_code: str | None
+    locale: str | None
+    role: str
+    tier: str
+    created_at: datetime
+    last_seen_at: datetime
+    is_new: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _profile(user: User, *, is_new: bool = False) -> UserProfile:
+    return UserProfile(
+        id=user.id,
+        tenant_id=user.tenant_id,
+        telegram_id=user.telegram_id,
+        username=user.username,
+        first_name=user.first_name,
+        language_code=user.language_code,
+        locale=user.locale,
+        role=user.role,
+        tier=user.tier,
+        created_at=user.created_at,
+        last_seen_at=user.last_seen_at,
+        is_new=is_new,
+    )
+
+
+class UserService:
+    def __init__(self, session: AsyncSession, admin_ids: frozenset[int] = frozenset()) -> None:
+        self.session = session
+        self.users = UserRepository(session)
+        self.audit = AuditRepository(session)
+        self.admin_ids = admin_ids
+
+    async def touch(
+        self,
+        *,
+        tenant_id: int,
+        telegram_id: int,
+        username: str | None,
+        first_name: str | None,
+        language_code: str | None,
+    ) -> UserProfile:
+        """Find or create the user; refresh what Telegram tells about them and when they were last seen.
+
+        Writes only when something changed (or last_seen is older than a few minutes), so a busy user
+        costs one indexed read per update.
+        """
+        now = utcnow()
+        role = "admin" if telegram_id in self.admin_ids else "user"
+        user = await self.users.get(tenant_id, telegram_id)
+        if user is None:
+            await self.users.insert_if_absent(
+                tenant_id=tenant_id,
+                telegram_id=telegram_id,
+                username=username,
+                first_name=first_name,
+                language_code=language_code,
+                role=role,
+                now=now,
+            )
+            user = await self.users.get(tenant_id, telegram_id)
+            assert user is not None
+            return _profile(user, is_new=user.created_at >= now - timedelta(seconds=5))
+        changes: dict[str, object] = {}
+        if (user.username, user.first_name, user.language_code) != (username, first_name, language_code):
+            changes.update(username=username, first_name=first_name, language_code=language_code)
+        if user.role != role and user.role in ("user", "admin"):
+            changes["role"] = role
+        if now - user.last_seen_at >= LAST_SEEN_RESOLUTION:
+            changes["last_seen_at"] = now
+        if changes:
+            await self.users.update_fields(user.id, **changes)
+            for name, value in changes.items():
+                setattr(user, name, value)
+        return _profile(user)
+
+    async def set_locale(self, user: UserProfile, locale: str, available: tuple[str, ...]) -> UserProfile:
+        if locale not in available:
+            raise ValidationError("errors.unknown_language", language=locale)
+        await self.users.update_fields(user.id, locale=locale)
+        await self.audit.add(
+            "user.locale_changed",
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            details={"from": user.locale, "to": locale},
+        )
+        return dataclasses.replace(user, locale=locale)
