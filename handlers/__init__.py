@@ -11,10 +11,10 @@ def build_root_router() -> Router:
     """All feature routers in precedence order; the menu's catch-all and the fallback come last."""
     root = Router(name="root")
     root.include_routers(
-        errors.router,
-        start.router,
-        settings.router,
-        menu.router,
-        fallback.router,
+        errors.build_router(),
+        start.build_router(),
+        settings.build_router(),
+        menu.build_router(),
+        fallback.build_router(),
     )
     return root

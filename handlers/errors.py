@@ -15,7 +15,13 @@ from services.errors import AppError
 from services.i18n import I18n, Translator
 
 log = structlog.get_logger(__name__)
-router = Router(name="errors")
+
+
+def build_router() -> Router:
+    router = Router(name="errors")
+    router.error.register(on_app_error, ExceptionTypeFilter(AppError))
+    router.error.register(on_unexpected_error)
+    return router
 
 
 async def _tell(event: ErrorEvent, text: str) -> None:
@@ -37,7 +43,6 @@ def _translator(data: dict[str, Any]) -> Translator:
     return hub.translator(None)
 
 
-@router.error(ExceptionTypeFilter(AppError))
 async def on_app_error(event: ErrorEvent, **data: Any) -> None:
     exc = event.exception
     assert isinstance(exc, AppError)
@@ -45,7 +50,6 @@ async def on_app_error(event: ErrorEvent, **data: Any) -> None:
     await _tell(event, t(exc.message_key, **exc.params))
 
 
-@router.error()
 async def on_unexpected_error(event: ErrorEvent, **data: Any) -> None:
     log.error(
         "handler.crashed",

@@ -8,7 +8,15 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from handlers.commands import COMMANDS
 from services.i18n import Translator
 
-router = Router(name="fallback")
+
+def build_router() -> Router:
+    router = Router(name="fallback")
+    router.message.register(unknown_command, F.chat.type == "private", F.text.startswith("/"))
+    router.message.register(free_text, F.chat.type == "private", F.text)
+    router.message.register(unsupported_content, F.chat.type == "private")
+    router.message.register(group_command, F.chat.type.in_({"group", "supergroup"}), F.text.startswith("/"))
+    router.callback_query.register(stale_button)
+    return router
 
 MAX_TEXT = 2000
 
@@ -19,24 +27,20 @@ def _command_of(text: str) -> tuple[str, str | None]:
     return name.lower(), (mention.lower() or None)
 
 
-@router.message(F.chat.type == "private", F.text.startswith("/"))
 async def unknown_command(message: Message, i18n: Translator) -> None:
     command = (message.text or "").split(maxsplit=1)[0][:64]
     await message.answer(i18n("fallback.unknown_command", command=command))
 
 
-@router.message(F.chat.type == "private", F.text)
 async def free_text(message: Message, i18n: Translator) -> None:
     key = "fallback.too_long" if len(message.text or "") > MAX_TEXT else "fallback.text"
     await message.answer(i18n(key))
 
 
-@router.message(F.chat.type == "private")
 async def unsupported_content(message: Message, i18n: Translator) -> None:
     await message.answer(i18n("fallback.unsupported"))
 
 
-@router.message(F.chat.type.in_({"group", "supergroup"}), F.text.startswith("/"))
 async def group_command(message: Message, i18n: Translator, bot: Bot) -> None:
     """Commands meant for us in a group get a pointer to the private chat; others are not ours."""
     me = await bot.me()
@@ -47,10 +51,11 @@ async def group_command(message: Message, i18n: Translator, bot: Bot) -> None:
         return
     button = InlineKeyboardButton(text=i18n("fallback.open_private"), url=f"https://t.me/{me.username}?start=hi")
     await message.reply(
-        i18n("fallback.private_only"), reply_markup=InlineKeyboardMarkup(inline_keyboard=[[button]])
+        i18n("fallback.private_only"),
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=[[button]]),
+        allow_sending_without_reply=True,
     )
 
 
-@router.callback_query()
 async def stale_button(query: CallbackQuery, i18n: Translator) -> None:
     await query.answer(i18n("errors.expired_button"), show_alert=True)

@@ -9,10 +9,13 @@ from handlers.render import show
 from keyboards.menu import SECTIONS, MenuCB, back_to_menu
 from services.i18n import Translator
 
-router = Router(name="menu")
+
+def build_router() -> Router:
+    router = Router(name="menu")
+    router.callback_query.register(on_unavailable_section, MenuCB.filter())
+    return router
 
 
-@router.callback_query(MenuCB.filter())
 async def on_unavailable_section(query: CallbackQuery, callback_data: MenuCB, i18n: Translator) -> None:
     section = callback_data.section if callback_data.section in SECTIONS else "home"
     area = i18n(f"menu.{section}") if section != "home" else i18n("menu.title")

@@ -11,8 +11,16 @@ from keyboards.menu import LanguageCB, MenuCB, language_keyboard, main_menu, set
 from services.i18n import I18n, Translator
 from services.users import UserProfile, UserService
 
-router = Router(name="settings")
-router.message.filter(F.chat.type == "private")
+
+def build_router() -> Router:
+    router = Router(name="settings")
+    router.message.filter(F.chat.type == "private")
+    router.message.register(cmd_settings, Command("settings"))
+    router.callback_query.register(on_settings, MenuCB.filter(F.section == "settings"))
+    router.message.register(cmd_language, Command("language"))
+    router.callback_query.register(on_language_menu, MenuCB.filter(F.section == "language"))
+    router.callback_query.register(on_language_chosen, LanguageCB.filter())
+    return router
 
 
 def _settings_text(i18n: Translator, user: UserProfile, locale: str) -> str:
@@ -25,27 +33,22 @@ def _settings_text(i18n: Translator, user: UserProfile, locale: str) -> str:
     )
 
 
-@router.message(Command("settings"))
 async def cmd_settings(message: Message, user: UserProfile, i18n: Translator, locale: str) -> None:
     await message.answer(_settings_text(i18n, user, locale), reply_markup=settings_keyboard(i18n))
 
 
-@router.callback_query(MenuCB.filter(F.section == "settings"))
 async def on_settings(query: CallbackQuery, user: UserProfile, i18n: Translator, locale: str) -> None:
     await show(query, _settings_text(i18n, user, locale), settings_keyboard(i18n))
 
 
-@router.message(Command("language"))
 async def cmd_language(message: Message, i18n: Translator, i18n_hub: I18n, locale: str) -> None:
     await message.answer(i18n("language.choose"), reply_markup=language_keyboard(i18n, i18n_hub, locale))
 
 
-@router.callback_query(MenuCB.filter(F.section == "language"))
 async def on_language_menu(query: CallbackQuery, i18n: Translator, i18n_hub: I18n, locale: str) -> None:
     await show(query, i18n("language.choose"), language_keyboard(i18n, i18n_hub, locale))
 
 
-@router.callback_query(LanguageCB.filter())
 async def on_language_chosen(
     query: CallbackQuery,
     callback_data: LanguageCB,

@@ -113,4 +113,5 @@ class UserService:
             user_id=user.id,
             details={"from": user.locale, "to": locale},
         )
+        await self.session.flush()
         return dataclasses.replace(user, locale=locale)

@@ -47,7 +47,7 @@ async def fresh_postgres_database() -> AsyncIterator[str]:
     """A fresh, empty PostgreSQL database, dropped afterwards."""
     try:
         admin = await _admin_connect()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _unavailable("PostgreSQL", exc)
         raise
     name = f"cu_test_{uuid.uuid4().hex[:12]}"
@@ -96,7 +96,7 @@ async def redis_url() -> AsyncIterator[str]:
     client = Redis.from_url(REDIS_URL)
     try:
         await asyncio.wait_for(client.ping(), 3)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         await client.aclose()
         _unavailable("Redis", exc)
         raise

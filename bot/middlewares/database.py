@@ -43,23 +43,24 @@ class DbSessionMiddleware(BaseMiddleware):
             data["session"] = session
             try:
                 result = await handler(event, data)
+                if ticket is not None:
+                    closed = await InboxRepository(session).finish(ticket.claim, now=utcnow())
+                    if not closed:
+                        # Another process took this update over after our lease ran out: its run counts.
+                        await session.rollback()
+                        ticket.finished = ticket.superseded = True
+                        log.warning("inbox.superseded", update_id=ticket.claim.update_id)
+                        return result
+                await session.commit()
+                if ticket is not None:
+                    ticket.finished = True
+                return result
             except Exception as exc:
                 await session.rollback()
-                if ticket is not None:
+                if ticket is not None and not ticket.finished:
                     expected = isinstance(exc, AppError)
                     await self._close(ticket, error=type(exc).__name__, failed=not expected)
                 raise
-            if ticket is not None:
-                closed = await InboxRepository(session).finish(ticket.claim, now=utcnow())
-                if not closed:
-                    # Another process took this update over after our lease ran out: its run counts.
-                    await session.rollback()
-                    ticket.finished = ticket.superseded = True
-                    log.warning("inbox.superseded", update_id=ticket.claim.update_id)
-                    return result
-                ticket.finished = True
-            await session.commit()
-            return result
 
     async def _close(self, ticket: InboxTicket, *, error: str, failed: bool) -> None:
         async with self.session_factory() as session:

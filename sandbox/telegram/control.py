@@ -1,0 +1,296 @@
+"""The control API (``/sandbox/api/...``): JSON over HTTP for tests and the web chat to act as users."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .actions import ActionError
+from .api_bot import effective_commands
+from .state import Bot, Conversation, wait_signal
+
+if TYPE_CHECKING:
+    from .server import TelegramEmulator
+
+ControlHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_CHAT_TIMEOUT = 60.0
+
+
+def _error(message: str, status: int = 400) -> web.Response:
+    return web.json_response({"ok": False, "error": message}, status=status)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    data: dict[str, Any] = dict(request.query)
+    if request.method == "POST" and request.body_exists:
+        if request.content_type == "application/json":
+            try:
+                body = await request.json()
+            except ValueError:
+                raise ActionError("the body is not valid JSON") from None
+            if not isinstance(body, dict):
+                raise ActionError("the body must be a JSON object")
+            data.update(body)
+        else:
+            form = await request.post()
+            for key, value in form.items():
+                data[key] = value
+    return data
+
+
+def _int(data: dict[str, Any], name: str, default: int | None = None) -> int:
+    value = data.get(name)
+    if value is None or value == "":
+        if default is None:
+            raise ActionError(f"{name} is required")
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ActionError(f"{name} must be an integer") from None
+
+
+def _opt_int(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    return _int(data, name)
+
+
+def _opt_str(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    return None if value is None else str(value)
+
+
+def _flag(data: dict[str, Any], name: str, default: bool) -> bool:
+    value = data.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+def setup_control_routes(app: web.Application, emu: TelegramEmulator) -> None:
+    actions = emu.actions
+    state = emu.state
+
+    def guarded(func: Callable[[dict[str, Any], web.Request], Awaitable[Any]]) -> ControlHandler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                data = await _body(request)
+                result = await func(data, request)
+            except ActionError as exc:
+                return _error(str(exc))
+            except KeyError as exc:
+                return _error(str(exc.args[0]) if exc.args else "not found", 404)
+            if isinstance(result, web.StreamResponse):
+                return result
+            return web.json_response(result, dumps=_dumps)
+
+        return handler
+
+    def bot_of(data: dict[str, Any]) -> Bot:
+        try:
+            return state.default_bot(_opt_int(data, "bot_id"))
+        except KeyError as exc:
+            raise ActionError(str(exc.args[0])) from None
+
+    def conversation_of(data: dict[str, Any]) -> tuple[Bot, Conversation]:
+        bot = bot_of(data)
+        user = state.ensure_user(_int(data, "user_id"))
+        conv = state.conversation(bot, user.id)
+        assert conv is not None
+        return bot, conv
+
+    async def bots(data: dict[str, Any], request: web.Request) -> Any:
+        return [
+            {"id": b.id, "username": b.user.username, "first_name": b.user.first_name}
+            for b in state.bots.values()
+        ]
+
+    async def users(data: dict[str, Any], request: web.Request) -> Any:
+        user = actions.add_user(
+            _int(data, "user_id"),
+            _opt_str(data, "first_name"),
+            _opt_str(data, "username"),
+            _opt_str(data, "language_code"),
+            _opt_str(data, "last_name"),
+            started=_flag(data, "started", True),
+            bot_id=_opt_int(data, "bot_id"),
+        )
+        return user.to_api()
+
+    async def send(data: dict[str, Any], request: web.Request) -> Any:
+        if "text" not in data:
+            raise ActionError("text is required")
+        sent = actions.send(
+            _int(data, "user_id"),
+            str(data["text"]),
+            bot_id=_opt_int(data, "bot_id"),
+            first_name=_opt_str(data, "first_name"),
+            username=_opt_str(data, "username"),
+            language_code=_opt_str(data, "language_code"),
+            reply_to_message_id=_opt_int(data, "reply_to_message_id"),
+        )
+        return {"update_id": sent.update_id, "message": state.display(sent.message, None)}
+
+    async def press(data: dict[str, Any], request: web.Request) -> Any:
+        update_id, query_id = actions.press(
+            _int(data, "user_id"),
+            _int(data, "message_id"),
+            str(data.get("callback_data", "")),
+            bot_id=_opt_int(data, "bot_id"),
+        )
+        return {"update_id": update_id, "callback_query_id": query_id}
+
+    async def edit(data: dict[str, Any], request: web.Request) -> Any:
+        update_id = actions.edit(
+            _int(data, "user_id"),
+            _int(data, "message_id"),
+            str(data.get("text", "")),
+            bot_id=_opt_int(data, "bot_id"),
+        )
+        return {"update_id": update_id}
+
+    async def upload(data: dict[str, Any], request: web.Request) -> Any:
+        file = data.get("file")
+        if not isinstance(file, web.FileField):
+            raise ActionError("file is required (multipart/form-data)")
+        sent = actions.upload(
+            _int(data, "user_id"),
+            str(data.get("kind", "document")),
+            file.file.read(),
+            file.filename,
+            duration=_opt_int(data, "duration"),
+            caption=_opt_str(data, "caption"),
+            mime_type=_opt_str(data, "mime_type")
+            or (file.content_type if file.content_type != "application/octet-stream" else None),
+            bot_id=_opt_int(data, "bot_id"),
+        )
+        return {"update_id": sent.update_id, "message": state.display(sent.message, None)}
+
+    async def raw_update(data: dict[str, Any], request: web.Request) -> Any:
+        update = data.get("update")
+        if isinstance(update, str):
+            try:
+                update = json.loads(update)
+            except ValueError:
+                raise ActionError("update must be a JSON object") from None
+        if not isinstance(update, dict):
+            raise ActionError("update must be a JSON object")
+        return {"update_id": actions.raw_update(update, bot_id=_opt_int(data, "bot_id"))}
+
+    async def block(data: dict[str, Any], request: web.Request) -> Any:
+        update_id = actions.block(
+            _int(data, "user_id"), _flag(data, "blocked", True), _opt_int(data, "bot_id")
+        )
+        return {"update_id": update_id}
+
+    async def chat(data: dict[str, Any], request: web.Request) -> Any:
+        bot, conv = conversation_of(data)
+        since = _int(data, "since", 0)
+        limit = max(1, min(_int(data, "limit", 1000), 10000))
+        timeout = min(max(float(data.get("timeout") or 0), 0.0), MAX_CHAT_TIMEOUT)
+        events = conv.events_since(since, limit)
+        if not events and timeout > 0 and not state.closing:
+            handle = conv.signal.wait_handle()
+            events = conv.events_since(since, limit)
+            if not events:
+                await wait_signal(handle, timeout)
+                events = conv.events_since(since, limit)
+        seq = events[-1]["seq"] if events else since
+        return {"seq": seq, "events": events, "keyboard": conv.reply_keyboard, "bot_id": bot.id}
+
+    async def callback_answers(data: dict[str, Any], request: web.Request) -> Any:
+        bot = bot_of(data)
+        user_id = _int(data, "user_id")
+        now = emu.ctx.now_monotonic()
+        timeout = emu.settings.callback_query_timeout
+        return [
+            q.to_control(now - q.created > timeout)
+            for q in bot.callback_queries.values()
+            if q.user_id == user_id
+        ]
+
+    async def bot_state(data: dict[str, Any], request: web.Request) -> Any:
+        bot = bot_of(data)
+        hook = bot.webhook
+        return {
+            "id": bot.id,
+            "username": bot.user.username,
+            "commands": {
+                (scope if not lang else f"{scope}/{lang}"): cmds
+                for (scope, lang), cmds in bot.commands.items()
+            },
+            "menu_buttons": {("default" if k is None else str(k)): v for k, v in bot.menu_buttons.items()},
+            "webhook": None
+            if hook is None
+            else {
+                "url": hook.url,
+                "has_secret": hook.secret_token is not None,
+                "last_error_date": hook.last_error_date,
+                "last_error_message": hook.last_error_message,
+            },
+            "allowed_updates": sorted(bot.allowed_updates) if bot.allowed_updates else None,
+            "pending": len(bot.updates),
+            "calls": len(bot.calls),
+        }
+
+    async def commands(data: dict[str, Any], request: web.Request) -> Any:
+        bot = bot_of(data)
+        user_id = _int(data, "user_id")
+        user = state.users.get(user_id)
+        lang = _opt_str(data, "language_code") or (user.language_code if user else None)
+        menu = bot.menu_buttons.get(user_id) or bot.menu_buttons.get(None) or {"type": "commands"}
+        return {"commands": effective_commands(bot, user_id, lang), "menu_button": menu}
+
+    async def calls(data: dict[str, Any], request: web.Request) -> Any:
+        bot = bot_of(data)
+        since = _int(data, "since", 0)
+        return [
+            {"method": c.method, "params": c.params, "chat_id": c.chat_id, "at": c.at, "error": c.error}
+            for c in bot.calls[since:]
+        ]
+
+    async def fail_next(data: dict[str, Any], request: web.Request) -> Any:
+        emu.fail_next(
+            str(data.get("method", "*")),
+            _int(data, "error_code", 429),
+            _opt_str(data, "description"),
+            _int(data, "retry_after", 1),
+            _int(data, "times", 1),
+            bot_id=_opt_int(data, "bot_id"),
+        )
+        return {"ok": True}
+
+    async def messages(data: dict[str, Any], request: web.Request) -> Any:
+        _, conv = conversation_of(data)
+        return [state.display(s.message, s.reply_keyboard) for s in conv.messages.values()]
+
+    routes: list[tuple[str, str, Callable[[dict[str, Any], web.Request], Awaitable[Any]]]] = [
+        ("GET", "bots", bots),
+        ("POST", "users", users),
+        ("POST", "send", send),
+        ("POST", "press", press),
+        ("POST", "edit", edit),
+        ("POST", "upload", upload),
+        ("POST", "raw_update", raw_update),
+        ("POST", "block", block),
+        ("GET", "chat", chat),
+        ("GET", "messages", messages),
+        ("GET", "callback_answers", callback_answers),
+        ("GET", "bot_state", bot_state),
+        ("GET", "commands", commands),
+        ("GET", "calls", calls),
+        ("POST", "fail_next", fail_next),
+    ]
+    for http_method, name, func in routes:
+        app.router.add_route(http_method, f"/sandbox/api/{name}", guarded(func))
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)

@@ -1,0 +1,1 @@
+"""APScheduler setup and job functions; jobs only call services."""
