@@ -219,3 +219,20 @@ async def test_throttling_drops_floods_with_one_warning(tmp_path: Path, sqlite_u
         texts = [m.text for m in user.history]
         assert sum("How to use" in t for t in texts) == 2
         assert sum("Too many messages" in t for t in texts) == 1
+
+
+@pytest.mark.redis
+async def test_with_redis_configured(tmp_path: Path, sqlite_url: str, redis_url: str) -> None:
+    """REDIS_URL shares throttling and conversation state; /healthz reports it."""
+    from bot.settings import ThrottleSettings
+
+    throttle = ThrottleSettings(rate=0.01, burst=1)
+    async with bot_stack(tmp_path, database_url=sqlite_url, redis_url=redis_url, throttle=throttle) as s:
+        user = s.user(1012)
+        await user.send("/help")
+        assert "How to use" in (await user.next_message()).text
+        await user.send("/help")
+        assert "Too many messages" in (await user.next_message()).text
+        async with aiohttp.ClientSession() as http, http.get(s.running.base_url + "/healthz") as response:
+            health = await response.json()
+        assert health["redis"]["ok"] and health["redis"]["enabled"]
