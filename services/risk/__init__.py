@@ -1,0 +1,1 @@
+"""Risk controls: position sizing, exposure, daily loss, kill switch."""

@@ -1,0 +1,1 @@
+"""Trading: order parsing, paper and live execution, positions and PnL."""
