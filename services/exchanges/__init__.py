@@ -1,1 +1,2 @@
-"""Exchange layer: one adapter over ccxt for Binance, Kraken and KuCoin spot, typed errors, retries and circuit breakers."""
+"""Exchange layer: one adapter over ccxt for Binance, Kraken and KuCoin spot,
+typed errors, retries and circuit breakers."""
