@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -15,18 +16,24 @@ from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot import aiogram_tuning
 from bot.health import HealthChecker
 from bot.inbox import InboxProcessor
 from bot.logging import register_secret
 from bot.metrics import Metrics
 from bot.middlewares import DbSessionMiddleware, I18nMiddleware, ThrottlingMiddleware, UserMiddleware
+from bot.middlewares.services import ServicesMiddleware
 from bot.settings import Settings
 from db.engine import create_engine, create_session_factory
 from handlers import build_root_router
 from services.crypto import SecretBox
+from services.exchanges.registry import ExchangeConfig, ExchangeRegistry
+from services.exchanges.types import EXCHANGES
 from services.i18n import I18n
+from services.risk.limits import RiskLimits
 from services.tenants import TenantInfo
 from services.throttling import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from services.trading.service import TradingConfig, TradingService
 
 
 @dataclass
@@ -42,11 +49,13 @@ class Application:
     inbox: InboxProcessor
     health: HealthChecker
     secret_box: SecretBox
+    exchanges: ExchangeRegistry
 
     def set_tenant(self, tenant: TenantInfo) -> None:
         self.dispatcher["tenant"] = tenant
 
     async def close(self) -> None:
+        await self.exchanges.close()
         await self.bot.session.close()
         if self.redis is not None:
             await self.redis.aclose()
@@ -59,6 +68,7 @@ def build_bot(settings: Settings) -> Bot:
         raise ValueError("BOT_TOKEN is not set")
     token = settings.bot_token.get_secret_value()
     register_secret(token)
+    aiogram_tuning.kept()
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_server))
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
@@ -67,6 +77,37 @@ def build_rate_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
     if redis is not None:
         return RedisRateLimiter(redis, settings.throttle.rate, settings.throttle.burst)
     return MemoryRateLimiter(settings.throttle.rate, settings.throttle.burst)
+
+
+def build_exchanges(settings: Settings) -> ExchangeRegistry:
+    group = settings.exchange_settings()
+    return ExchangeRegistry(
+        {
+            exchange_id: ExchangeConfig(
+                api_url=group.api_url(exchange_id),
+                timeout_ms=group.timeout_ms,
+                breaker_failures=group.breaker_failures,
+                breaker_reset_seconds=group.breaker_reset_seconds,
+            )
+            for exchange_id in EXCHANGES
+        }
+    )
+
+
+def trading_config(settings: Settings) -> TradingConfig:
+    trading = settings.trading
+    return TradingConfig(
+        default_exchange=settings.default_exchange,
+        paper_starting_balance=trading.paper_starting_balance,
+        paper_quote=trading.paper_quote,
+        confirm_ttl=timedelta(seconds=trading.confirm_ttl_seconds),
+        max_slippage_pct=trading.max_slippage_pct,
+        limits=RiskLimits(
+            max_position_pct=trading.max_position_pct,
+            max_open_positions=trading.max_open_positions,
+            max_daily_loss_pct=trading.max_daily_loss_pct,
+        ),
+    )
 
 
 def build_dispatcher(
@@ -78,6 +119,7 @@ def build_dispatcher(
     metrics: Metrics,
     redis: Redis | None,
     storage: BaseStorage,
+    exchanges: ExchangeRegistry,
 ) -> Dispatcher:
     admin_ids = frozenset(settings.admin_ids)
     dispatcher = Dispatcher(
@@ -89,12 +131,17 @@ def build_dispatcher(
         metrics=metrics,
         redis=redis,
         admin_ids=admin_ids,
+        exchanges=exchanges,
     )
     # Outer update middlewares run in this order, after aiogram's own (errors, user context, FSM).
     dispatcher.update.outer_middleware(DbSessionMiddleware(session_factory))
     dispatcher.update.outer_middleware(ThrottlingMiddleware(rate_limiter, metrics))
     dispatcher.update.outer_middleware(UserMiddleware(admin_ids))
     dispatcher.update.outer_middleware(I18nMiddleware())
+    config = trading_config(settings)
+    dispatcher.update.outer_middleware(
+        ServicesMiddleware(trading=lambda session: TradingService(session, exchanges, config))
+    )
     dispatcher.include_router(build_root_router())
     return dispatcher
 
@@ -112,6 +159,7 @@ def build_application(settings: Settings) -> Application:
     i18n = I18n(default_locale=settings.default_locale)
     bot = build_bot(settings)
     storage: BaseStorage = RedisStorage(redis) if redis is not None else MemoryStorage()
+    exchanges = build_exchanges(settings)
     dispatcher = build_dispatcher(
         settings=settings,
         i18n=i18n,
@@ -120,6 +168,7 @@ def build_application(settings: Settings) -> Application:
         metrics=metrics,
         redis=redis,
         storage=storage,
+        exchanges=exchanges,
     )
     inbox = InboxProcessor(
         bot=bot,
@@ -147,4 +196,5 @@ def build_application(settings: Settings) -> Application:
         inbox=inbox,
         health=health,
         secret_box=SecretBox(master_key.get_secret_value()),
+        exchanges=exchanges,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -27,6 +28,31 @@ class InboxSettings(BaseModel):
     sweep_interval: float = 2.0
     max_attempts: int = 3
     concurrency: int = 64
+
+
+class ExchangeSettings(BaseModel):
+    """Where each exchange's API lives (None: the real exchange) and how patient we are with it."""
+
+    binance_api_url: str | None = None
+    kraken_api_url: str | None = None
+    kucoin_api_url: str | None = None
+    timeout_ms: int = 10_000
+    breaker_failures: int = 5
+    breaker_reset_seconds: float = 30.0
+
+    def api_url(self, exchange_id: str) -> str | None:
+        value = getattr(self, f"{exchange_id}_api_url", None)
+        return str(value) if value else None
+
+
+class TradingSettings(BaseModel):
+    paper_starting_balance: Decimal = Decimal(10_000)
+    paper_quote: str = "USDT"
+    confirm_ttl_seconds: int = 60
+    max_slippage_pct: Decimal = Decimal(2)
+    max_position_pct: Decimal = Decimal(25)
+    max_open_positions: int = 10
+    max_daily_loss_pct: Decimal = Decimal(5)
 
 
 class Settings(BaseSettings):
@@ -66,6 +92,15 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     environment: Literal["development", "production"] = "development"
 
+    # Exchanges: BINANCE_API_URL, KRAKEN_API_URL, KUCOIN_API_URL override the API base (testnets,
+    # proxies, the local emulators); DEFAULT_EXCHANGE is the market-data source for paper trading.
+    binance_api_url: str | None = None
+    kraken_api_url: str | None = None
+    kucoin_api_url: str | None = None
+    default_exchange: Literal["binance", "kraken", "kucoin"] = "binance"
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
+    trading: TradingSettings = Field(default_factory=TradingSettings)
+
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
 
@@ -82,6 +117,15 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    def exchange_settings(self) -> ExchangeSettings:
+        """The exchange group with the top-level *_API_URL variables applied."""
+        updates = {
+            f"{name}_api_url": getattr(self, f"{name}_api_url")
+            for name in ("binance", "kraken", "kucoin")
+            if getattr(self, f"{name}_api_url")
+        }
+        return self.exchange.model_copy(update=updates)
 
     @property
     def webhook_mode(self) -> bool:

@@ -31,7 +31,9 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Async
             kwargs["poolclass"] = StaticPool
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        # No pre-ping (a round trip on every checkout); stale connections are recycled instead, and a
+        # connection that drops mid-use is invalidated by SQLAlchemy and replaced on the next checkout.
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine)

@@ -164,6 +164,7 @@ class Order(Base):
     cost: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
     fee: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
     fee_asset: Mapped[str | None] = mapped_column(String(16))
+    realized_pnl: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
     reason: Mapped[str] = mapped_column(String(16), default="manual")
     error: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

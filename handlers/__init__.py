@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import errors, fallback, menu, settings, start
+from handlers import errors, fallback, menu, settings, start, trading
 
 
 def build_root_router() -> Router:
@@ -14,6 +14,7 @@ def build_root_router() -> Router:
         errors.build_router(),
         start.build_router(),
         settings.build_router(),
+        trading.build_router(),
         menu.build_router(),
         fallback.build_router(),
     )

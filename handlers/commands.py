@@ -6,7 +6,7 @@ from aiogram.types import BotCommand
 
 from services.i18n import Translator
 
-COMMANDS = ("start", "menu", "help", "settings", "language")
+COMMANDS = ("start", "menu", "buy", "sell", "balance", "positions", "pnl", "settings", "language", "help")
 
 
 def bot_commands(t: Translator) -> list[BotCommand]:

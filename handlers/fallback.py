@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from handlers.commands import COMMANDS
+from handlers.filters import GROUPS, PRIVATE, HasText, IsCommand
 from services.i18n import Translator
 
 
 def build_router() -> Router:
     router = Router(name="fallback")
-    router.message.register(unknown_command, F.chat.type == "private", F.text.startswith("/"))
-    router.message.register(free_text, F.chat.type == "private", F.text)
-    router.message.register(unsupported_content, F.chat.type == "private")
-    router.message.register(group_command, F.chat.type.in_({"group", "supergroup"}), F.text.startswith("/"))
+    router.message.register(unknown_command, PRIVATE, IsCommand())
+    router.message.register(free_text, PRIVATE, HasText())
+    router.message.register(unsupported_content, PRIVATE)
+    router.message.register(group_command, GROUPS, IsCommand())
     router.callback_query.register(stale_button)
     return router
 

@@ -6,6 +6,7 @@ from aiogram.filters import Command
 from aiogram.types import BotCommandScopeChat, CallbackQuery, Message
 
 from handlers.commands import bot_commands
+from handlers.filters import PRIVATE
 from handlers.render import show
 from keyboards.menu import LanguageCB, MenuCB, language_keyboard, main_menu, settings_keyboard
 from services.i18n import I18n, Translator
@@ -14,7 +15,7 @@ from services.users import UserProfile, UserService
 
 def build_router() -> Router:
     router = Router(name="settings")
-    router.message.filter(F.chat.type == "private")
+    router.message.filter(PRIVATE)
     router.message.register(cmd_settings, Command("settings"))
     router.callback_query.register(on_settings, MenuCB.filter(F.section == "settings"))
     router.message.register(cmd_language, Command("language"))

@@ -4,6 +4,7 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, Message
 
+from handlers.filters import PRIVATE
 from handlers.render import show
 from keyboards.menu import MenuCB, back_to_menu, main_menu
 from services.i18n import Translator
@@ -12,7 +13,7 @@ from services.users import UserProfile
 
 def build_router() -> Router:
     router = Router(name="start")
-    router.message.filter(F.chat.type == "private")
+    router.message.filter(PRIVATE)
     router.message.register(cmd_start, CommandStart())
     router.message.register(cmd_menu, Command("menu"))
     router.callback_query.register(on_home, MenuCB.filter(F.section == "home"))

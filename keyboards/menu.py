@@ -18,7 +18,18 @@ class LanguageCB(CallbackData, prefix="lang"):
     code: str
 
 
+_MAIN_MENUS: dict[str, InlineKeyboardMarkup] = {}
+
+
 def main_menu(t: Translator) -> InlineKeyboardMarkup:
+    """Built once per language: the most sent keyboard of all."""
+    cached = _MAIN_MENUS.get(t.locale)
+    if cached is None:
+        cached = _MAIN_MENUS[t.locale] = _build_main_menu(t)
+    return cached
+
+
+def _build_main_menu(t: Translator) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for section in SECTIONS:
         builder.button(text=t(f"menu.{section}"), callback_data=MenuCB(section=section))

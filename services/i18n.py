@@ -83,6 +83,8 @@ class Translator:
 
 
 def _escape(value: Any) -> Any:
+    if value is None:
+        return "—"
     if isinstance(value, Html):
         return value
     if isinstance(value, int | float | Decimal):

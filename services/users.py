@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import User
 from db.repositories import AuditRepository, UserRepository
 from db.types import utcnow
 from services.errors import ValidationError
@@ -36,19 +38,19 @@ class UserProfile:
         return self.role == "admin"
 
 
-def _profile(user: User, *, is_new: bool = False) -> UserProfile:
+def _profile(user: Mapping[str, Any] | RowMapping, *, is_new: bool = False) -> UserProfile:
     return UserProfile(
-        id=user.id,
-        tenant_id=user.tenant_id,
-        telegram_id=user.telegram_id,
-        username=user.username,
-        first_name=user.first_name,
-        language_code=user.language_code,
-        locale=user.locale,
-        role=user.role,
-        tier=user.tier,
-        created_at=user.created_at,
-        last_seen_at=user.last_seen_at,
+        id=user["id"],
+        tenant_id=user["tenant_id"],
+        telegram_id=user["telegram_id"],
+        username=user["username"],
+        first_name=user["first_name"],
+        language_code=user["language_code"],
+        locale=user["locale"],
+        role=user["role"],
+        tier=user["tier"],
+        created_at=user["created_at"],
+        last_seen_at=user["last_seen_at"],
         is_new=is_new,
     )
 
@@ -76,8 +78,8 @@ class UserService:
         """
         now = utcnow()
         role = "admin" if telegram_id in self.admin_ids else "user"
-        user = await self.users.get(tenant_id, telegram_id)
-        if user is None:
+        row = await self.users.get_row(tenant_id, telegram_id)
+        if row is None:
             await self.users.insert_if_absent(
                 tenant_id=tenant_id,
                 telegram_id=telegram_id,
@@ -87,20 +89,21 @@ class UserService:
                 role=role,
                 now=now,
             )
-            user = await self.users.get(tenant_id, telegram_id)
-            assert user is not None
-            return _profile(user, is_new=user.created_at >= now - timedelta(seconds=5))
+            row = await self.users.get_row(tenant_id, telegram_id)
+            assert row is not None
+            return _profile(row, is_new=row["created_at"] >= now - timedelta(seconds=5))
+        user = dict(row)
         changes: dict[str, object] = {}
-        if (user.username, user.first_name, user.language_code) != (username, first_name, language_code):
+        known = (user["username"], user["first_name"], user["language_code"])
+        if known != (username, first_name, language_code):
             changes.update(username=username, first_name=first_name, language_code=language_code)
-        if user.role != role and user.role in ("user", "admin"):
+        if user["role"] != role and user["role"] in ("user", "admin"):
             changes["role"] = role
-        if now - user.last_seen_at >= LAST_SEEN_RESOLUTION:
+        if now - user["last_seen_at"] >= LAST_SEEN_RESOLUTION:
             changes["last_seen_at"] = now
         if changes:
-            await self.users.update_fields(user.id, **changes)
-            for name, value in changes.items():
-                setattr(user, name, value)
+            await self.users.update_fields(user["id"], **changes)
+            user.update(changes)
         return _profile(user)
 
     async def set_locale(self, user: UserProfile, locale: str, available: tuple[str, ...]) -> UserProfile:

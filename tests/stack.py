@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from bot.runner import RunningBot, start_bot
 from bot.settings import InboxSettings, Settings, ThrottleSettings
+from sandbox.exchanges import ExchangeEmulator, Market, start_all
 from sandbox.telegram import TelegramEmulator
 from sandbox.telegram.client import ChatUser, EmulatorClient
 
@@ -35,6 +36,7 @@ class Stack:
     running: RunningBot
     settings: Settings
     token: str
+    exchanges: dict[str, ExchangeEmulator]
 
     def user(self, user_id: int = 1001, **kwargs: Any) -> ChatUser:
         kwargs.setdefault("first_name", f"Trader{user_id}")
@@ -106,8 +108,21 @@ async def bot_stack(
     mode: str = "polling",
     emulator: TelegramEmulator | None = None,
     token: str | None = None,
+    exchanges: bool | dict[str, ExchangeEmulator] = False,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
+    """The bot against the Telegram emulator; with `exchanges`, also against the exchange emulators
+    (started here on a frozen market when True). Without them, exchange URLs point at a closed local
+    port, so nothing can reach the internet."""
+    started: dict[str, ExchangeEmulator] = {}
+    if exchanges is True:
+        market = Market(seed=7)
+        market.freeze()
+        started = await start_all(market=market)
+        exchanges = started
+    urls = {name: ex.base_url for name, ex in exchanges.items()} if isinstance(exchanges, dict) else {}
+    for name in ("binance", "kraken", "kucoin"):
+        overrides.setdefault(f"{name}_api_url", urls.get(name, "http://127.0.0.1:9"))
     own_emulator = emulator is None
     if emulator is None:
         emulator = TelegramEmulator()
@@ -121,10 +136,19 @@ async def bot_stack(
     running: RunningBot | None = None
     try:
         running = await start_bot(settings)
-        yield Stack(emulator=emulator, client=client, running=running, settings=settings, token=token)
+        yield Stack(
+            emulator=emulator,
+            client=client,
+            running=running,
+            settings=settings,
+            token=token,
+            exchanges=exchanges if isinstance(exchanges, dict) else {},
+        )
     finally:
         if running is not None:
             await running.stop()
         await client.close()
         if own_emulator:
             await emulator.stop()
+        for exchange in started.values():
+            await exchange.stop()

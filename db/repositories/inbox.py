@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import InboxUpdate
-from db.repositories._dialect import dialect_insert
 
 PENDING = "pending"
 PROCESSING = "processing"
@@ -33,6 +33,48 @@ class InboxClaim:
     attempt: int
 
 
+_TABLE: Table = InboxUpdate.__table__  # type: ignore[assignment]
+_STORE: dict[str, Any] = {}
+
+
+def _store_statement(dialect: str) -> Any:
+    """Built once per backend: the hot path reuses one statement (and its compiled SQL)."""
+    statement = _STORE.get(dialect)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = _STORE[dialect] = (
+            insert(_TABLE)
+            .values(
+                bot_id=bindparam("p_bot_id"),
+                update_id=bindparam("p_update_id"),
+                payload=bindparam("p_payload", type_=_TABLE.c.payload.type),
+                status=PROCESSING,
+                attempts=1,
+                locked_until=bindparam("p_locked_until", type_=_TABLE.c.locked_until.type),
+                received_at=bindparam("p_received_at", type_=_TABLE.c.received_at.type),
+            )
+            .on_conflict_do_nothing(index_elements=[_TABLE.c.bot_id, _TABLE.c.update_id])
+            .returning(_TABLE.c.id)
+        )
+    return statement
+
+
+_FINISH = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.id == bindparam("p_id"),
+        _TABLE.c.status == PROCESSING,
+        _TABLE.c.attempts == bindparam("p_attempt"),
+    )
+    .values(
+        status=bindparam("p_status"),
+        processed_at=bindparam("p_now", type_=_TABLE.c.processed_at.type),
+        locked_until=None,
+        error=bindparam("p_error"),
+    )
+)
+
+
 class InboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -41,21 +83,18 @@ class InboxRepository:
         self, bot_id: int, update_id: int, payload: dict[str, Any], *, now: datetime, lease: timedelta
     ) -> InboxClaim | None:
         """Store a new update already claimed by the caller; None when it was received before."""
-        stmt = (
-            dialect_insert(self.session, InboxUpdate)
-            .values(
-                bot_id=bot_id,
-                update_id=update_id,
-                payload=payload,
-                status=PROCESSING,
-                attempts=1,
-                locked_until=now + lease,
-                received_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=[InboxUpdate.bot_id, InboxUpdate.update_id])
-            .returning(InboxUpdate.id)
+        connection = await self.session.connection()
+        result = await connection.execute(
+            _store_statement(connection.dialect.name),
+            {
+                "p_bot_id": bot_id,
+                "p_update_id": update_id,
+                "p_payload": payload,
+                "p_locked_until": now + lease,
+                "p_received_at": now,
+            },
         )
-        row_id = (await self.session.execute(stmt)).scalar_one_or_none()
+        row_id = result.scalar_one_or_none()
         if row_id is None:
             return None
         return InboxClaim(id=row_id, bot_id=bot_id, update_id=update_id, payload=payload, attempt=1)
@@ -99,24 +138,18 @@ class InboxRepository:
         """Close the claim: done (an expected error may be noted) or failed.
 
         False when a later claim took the update over."""
-        stmt = (
-            update(InboxUpdate)
-            .where(
-                and_(
-                    InboxUpdate.id == claim.id,
-                    InboxUpdate.status == PROCESSING,
-                    InboxUpdate.attempts == claim.attempt,
-                )
-            )
-            .values(
-                status=FAILED if failed else DONE,
-                processed_at=now,
-                locked_until=None,
-                error=error,
-            )
+        connection = await self.session.connection()
+        result = await connection.execute(
+            _FINISH,
+            {
+                "p_id": claim.id,
+                "p_attempt": claim.attempt,
+                "p_status": FAILED if failed else DONE,
+                "p_now": now,
+                "p_error": error,
+            },
         )
-        result = await self.session.execute(stmt)
-        return bool(getattr(result, "rowcount", 0))
+        return bool(result.rowcount)
 
     async def give_up_exhausted(self, bot_id: int, *, max_attempts: int, now: datetime) -> int:
         """Updates that failed `max_attempts` times (a crash each time) are set aside as failed."""

@@ -68,3 +68,11 @@ def test_unknown_key_is_shown_as_is(hub: I18n) -> None:
 )
 def test_plural_forms(locale: str, count: int, form: str) -> None:
     assert plural_form(locale, count) == form
+
+
+def test_every_order_parser_error_has_a_message(hub: I18n) -> None:
+    from services.trading.parser import REASONS
+
+    for locale in hub.locales:
+        for reason in REASONS:
+            assert hub.translator(locale).has(f"trade.parse.{reason}"), (locale, reason)

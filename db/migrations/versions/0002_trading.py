@@ -111,6 +111,7 @@ def upgrade() -> None:
     sa.Column('cost', Money(), nullable=False),
     sa.Column('fee', Money(), nullable=False),
     sa.Column('fee_asset', sa.String(length=16), nullable=True),
+    sa.Column('realized_pnl', Money(), nullable=False),
     sa.Column('reason', sa.String(length=16), nullable=False),
     sa.Column('error', sa.String(length=255), nullable=True),
     sa.Column('created_at', UTCDateTime(), nullable=False),

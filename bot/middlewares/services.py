@@ -1,0 +1,28 @@
+"""Per-update services built on the update's database session (cheap: no I/O at construction)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.trading.service import TradingService
+
+TradingFactory = Callable[[AsyncSession], TradingService]
+
+
+class ServicesMiddleware(BaseMiddleware):
+    def __init__(self, trading: TradingFactory) -> None:
+        self.trading = trading
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        data["trading"] = self.trading(data["session"])
+        return await handler(event, data)

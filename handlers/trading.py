@@ -1,0 +1,227 @@
+"""/buy, /sell with a confirmation card; /balance, /positions, /pnl; the Trade and Portfolio menus."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message
+
+from handlers import format as fmt
+from handlers.filters import PRIVATE
+from handlers.render import plain, show
+from keyboards.menu import MenuCB
+from keyboards.trading import OrderCB, ViewCB, confirm_keyboard, portfolio_keyboard, trade_menu_keyboard
+from services.i18n import Html, Translator
+from services.trading.parser import parse_trade_command
+from services.trading.service import (
+    ConfirmationExpired,
+    Execution,
+    OrderPreview,
+    Portfolio,
+    RiskRefused,
+    TradingService,
+)
+from services.users import UserProfile
+
+
+def build_router() -> Router:
+    router = Router(name="trading")
+    router.message.filter(PRIVATE)
+    router.message.register(cmd_order, Command("buy", "sell"))
+    router.callback_query.register(on_confirm, OrderCB.filter(F.action == "confirm"))
+    router.callback_query.register(on_cancel, OrderCB.filter(F.action == "cancel"))
+    router.message.register(cmd_balance, Command("balance"))
+    router.message.register(cmd_positions, Command("positions"))
+    router.message.register(cmd_pnl, Command("pnl"))
+    router.callback_query.register(on_view, ViewCB.filter())
+    router.callback_query.register(on_trade_menu, MenuCB.filter(F.section == "trade"))
+    router.callback_query.register(on_portfolio_menu, MenuCB.filter(F.section == "portfolio"))
+    return router
+
+
+# ------------------------------------------------------------------------------------------- orders
+
+
+async def cmd_order(
+    message: Message, command: CommandObject, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    request = parse_trade_command(command.command.lower(), command.args or "")
+    preview = await trading.preview(user, request)
+    if not preview.risk.allowed:
+        raise RiskRefused(preview.risk)
+    confirmation = await trading.request_confirmation(user, preview)
+    ttl = int(trading.config.confirm_ttl.total_seconds())
+    await message.answer(
+        render_card(i18n, preview, ttl), reply_markup=confirm_keyboard(i18n, confirmation.token)
+    )
+
+
+def render_card(t: Translator, preview: OrderPreview, ttl: int) -> str:
+    protections = ""
+    if preview.stop_loss is not None:
+        protections += (
+            t("trade.card.stop_loss", price=fmt.price(preview.stop_loss), quote=preview.quote) + "\n"
+        )
+    if preview.take_profit is not None:
+        protections += (
+            t("trade.card.take_profit", price=fmt.price(preview.take_profit), quote=preview.quote) + "\n"
+        )
+    return t(
+        "trade.card.text",
+        side=t(f"trade.side.{preview.side}"),
+        symbol=preview.symbol,
+        mode=t(f"trade.mode.{preview.mode}"),
+        exchange=preview.exchange.capitalize(),
+        amount=fmt.amount(preview.amount),
+        base=preview.base,
+        price=fmt.price(preview.price),
+        quote=preview.quote,
+        total=fmt.money(preview.total),
+        fee=fmt.money(preview.fee),
+        fee_pct=fmt.amount(preview.fee_rate * 100, 4),
+        protections=Html(protections),
+        ttl=ttl,
+    )
+
+
+def render_execution(t: Translator, done: Execution) -> str:
+    base = done.symbol.split("/")[0]
+    if done.side == "buy":
+        return t(
+            "trade.filled.buy",
+            amount=fmt.amount(done.amount),
+            base=base,
+            price=fmt.price(done.average_price),
+            quote=done.quote,
+            cost=fmt.money(done.cost + done.fee),
+            fee=fmt.money(done.fee),
+            position=fmt.amount(done.position_amount),
+            entry=fmt.price(done.position_entry),
+        )
+    return t(
+        "trade.filled.sell",
+        amount=fmt.amount(done.amount),
+        base=base,
+        price=fmt.price(done.average_price),
+        quote=done.quote,
+        proceeds=fmt.money(done.cost - done.fee),
+        fee=fmt.money(done.fee),
+        pnl=fmt.signed(done.realized_pnl) if done.realized_pnl is not None else "—",
+    )
+
+
+async def on_confirm(
+    query: CallbackQuery, callback_data: OrderCB, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    try:
+        done = await trading.confirm(user, callback_data.token)
+    except ConfirmationExpired:
+        await query.answer(plain(i18n("trade.errors.confirmation_expired")), show_alert=True)
+        if isinstance(query.message, Message):
+            await query.message.edit_reply_markup(reply_markup=None)
+        return
+    await show(query, render_execution(i18n, done), None)
+
+
+async def on_cancel(
+    query: CallbackQuery, callback_data: OrderCB, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    if await trading.cancel_confirmation(user, callback_data.token):
+        await show(query, i18n("trade.cancelled"), None)
+        return
+    await query.answer(plain(i18n("trade.errors.confirmation_expired")), show_alert=True)
+
+
+# ------------------------------------------------------------------------------------------- views
+
+
+def render_view(t: Translator, view: str, folio: Portfolio) -> str:
+    mode = t(f"trade.mode.{folio.mode}")
+    if view == "balance":
+        lines = [
+            t(
+                "trade.balance.line",
+                asset=b.asset,
+                amount=fmt.amount(b.free + b.locked),
+                value=fmt.money(b.value),
+                quote=folio.quote,
+            )
+            for b in folio.balances
+        ] or [t("trade.balance.empty")]
+        return t(
+            "trade.balance.text",
+            mode=mode,
+            lines=Html("\n".join(lines)),
+            equity=fmt.money(folio.equity),
+            quote=folio.quote,
+        )
+    if view == "positions":
+        if not folio.positions:
+            return t("trade.positions.empty", mode=mode)
+        blocks = [
+            t(
+                "trade.positions.line",
+                symbol=p.symbol,
+                amount=fmt.amount(p.amount),
+                base=p.base,
+                entry=fmt.price(p.average_entry),
+                price=fmt.price(p.price),
+                pnl=fmt.signed(p.unrealized),
+                pct=fmt.pct(p.unrealized_pct),
+                quote=folio.quote,
+                sl=fmt.price(p.stop_loss) if p.stop_loss else "—",
+                tp=fmt.price(p.take_profit) if p.take_profit else "—",
+            )
+            for p in folio.positions
+        ]
+        return t("trade.positions.text", mode=mode, lines=Html("\n\n".join(blocks)))
+    return t(
+        "trade.pnl.text",
+        mode=mode,
+        quote=folio.quote,
+        today=fmt.signed(folio.realized_today),
+        total=fmt.signed(folio.realized_total),
+        unrealized=fmt.signed(folio.unrealized),
+        equity=fmt.money(folio.equity),
+        start=fmt.money(folio.starting_balance),
+    )
+
+
+async def _send_view(
+    message: Message, view: str, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    folio = await trading.portfolio(user)
+    await message.answer(render_view(i18n, view, folio), reply_markup=portfolio_keyboard(i18n, view))
+
+
+async def cmd_balance(message: Message, user: UserProfile, i18n: Translator, trading: TradingService) -> None:
+    await _send_view(message, "balance", user, i18n, trading)
+
+
+async def cmd_positions(
+    message: Message, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    await _send_view(message, "positions", user, i18n, trading)
+
+
+async def cmd_pnl(message: Message, user: UserProfile, i18n: Translator, trading: TradingService) -> None:
+    await _send_view(message, "pnl", user, i18n, trading)
+
+
+async def on_view(
+    query: CallbackQuery, callback_data: ViewCB, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    view = callback_data.view if callback_data.view in ("balance", "positions", "pnl") else "balance"
+    folio = await trading.portfolio(user)
+    await show(query, render_view(i18n, view, folio), portfolio_keyboard(i18n, view))
+
+
+async def on_trade_menu(query: CallbackQuery, i18n: Translator) -> None:
+    await show(query, i18n("trade.help"), trade_menu_keyboard(i18n))
+
+
+async def on_portfolio_menu(
+    query: CallbackQuery, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    folio = await trading.portfolio(user)
+    await show(query, render_view(i18n, "positions", folio), portfolio_keyboard(i18n, "positions"))

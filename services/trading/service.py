@@ -1,0 +1,670 @@
+"""Trading: a parsed request becomes a priced, risk-checked preview; a confirmed preview is executed once.
+
+Paper accounts (the default) fill against the exchange's real public order book; live accounts go through
+the exchange layer with a deterministic client order id stored before anything is sent.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import ExchangeAccount, Order, PendingAction, Position, TradingProfile
+from db.repositories import AuditRepository
+from db.repositories.trading import TradingRepository
+from db.types import utcnow
+from services.errors import NotFoundError, ValidationError
+from services.exchanges.types import ExchangeClient, MarketInfo, OrderBook, Ticker
+from services.risk.limits import AccountState, RiskDecision, RiskLimits, check_order
+from services.trading.paper import Fill, round_step, walk_book
+from services.trading.parser import AmountUnit, RequestKind, TradeRequest
+from services.trading.pnl import PositionState
+from services.users import UserProfile
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+PAPER = "paper"
+
+
+class MarketData(Protocol):
+    """Public market data of an exchange (the exchange registry)."""
+
+    def public(self, exchange_id: str) -> ExchangeClient: ...
+
+
+class ConfirmationExpired(ValidationError):
+    message_key = "trade.errors.confirmation_expired"
+
+
+class PriceMoved(ValidationError):
+    message_key = "trade.errors.price_moved"
+
+
+class InsufficientBalance(ValidationError):
+    message_key = "trade.errors.insufficient_balance"
+
+
+class RiskRefused(ValidationError):
+    """An order refused by a risk limit; the decision says which limit and by how much."""
+
+    def __init__(self, decision: RiskDecision) -> None:
+        super().__init__(decision.message_key, **decision.params)
+        self.decision = decision
+
+
+@dataclass(frozen=True, slots=True)
+class TradingConfig:
+    default_exchange: str = "binance"
+    paper_starting_balance: Decimal = Decimal(10_000)
+    paper_quote: str = "USDT"
+    confirm_ttl: timedelta = timedelta(seconds=60)
+    max_slippage_pct: Decimal = Decimal(2)
+    limits: RiskLimits = field(default_factory=RiskLimits)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPreview:
+    account_id: int
+    mode: str  # paper | live
+    exchange: str
+    symbol: str
+    base: str
+    quote: str
+    side: str
+    order_type: str
+    amount: Decimal
+    price: Decimal  # estimated average fill price (market) or the limit price
+    cost: Decimal
+    fee: Decimal
+    fee_rate: Decimal
+    limit_price: Decimal | None
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    risk: RiskDecision
+
+    @property
+    def total(self) -> Decimal:
+        return self.cost + self.fee if self.side == "buy" else self.cost - self.fee
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    token: str
+    preview: OrderPreview
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    order_id: int
+    mode: str
+    symbol: str
+    side: str
+    amount: Decimal
+    average_price: Decimal
+    cost: Decimal
+    fee: Decimal
+    quote: str
+    realized_pnl: Decimal | None
+    position_amount: Decimal
+    position_entry: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    symbol: str
+    base: str
+    amount: Decimal
+    average_entry: Decimal
+    price: Decimal
+    value: Decimal
+    unrealized: Decimal
+    unrealized_pct: Decimal
+    realized: Decimal
+    fees: Decimal
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    asset: str
+    free: Decimal
+    locked: Decimal
+    value: Decimal  # in the quote asset
+
+
+@dataclass(frozen=True, slots=True)
+class Portfolio:
+    mode: str
+    exchange: str
+    quote: str
+    balances: list[BalanceView]
+    positions: list[PositionView]
+    equity: Decimal
+    realized_today: Decimal
+    realized_total: Decimal
+    unrealized: Decimal
+    starting_balance: Decimal
+
+
+def _d(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+class TradingService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        market_data: MarketData,
+        config: TradingConfig,
+        *,
+        clock: Any = utcnow,
+    ) -> None:
+        self.session = session
+        self.repo = TradingRepository(session)
+        self.audit = AuditRepository(session)
+        self.market_data = market_data
+        self.config = config
+        self.clock = clock
+
+    # ---------------------------------------------------------------------------------- accounts
+
+    async def active_account(self, user: UserProfile) -> tuple[TradingProfile, ExchangeAccount]:
+        """The account orders go to: the paper account unless the user switched to a live one."""
+        profile = await self.repo.profile(user.id)
+        if profile is None:
+            paper = await self._create_paper_account(user)
+            limits = self.config.limits
+            profile = await self.repo.add_profile(
+                TradingProfile(
+                    user_id=user.id,
+                    active_account_id=paper.id,
+                    max_position_pct=limits.max_position_pct,
+                    max_open_positions=limits.max_open_positions,
+                    max_daily_loss_pct=limits.max_daily_loss_pct,
+                )
+            )
+            return profile, paper
+        account = await self.repo.account(profile.active_account_id) if profile.active_account_id else None
+        if account is None or account.removed_at is not None:
+            account = next((a for a in await self.repo.accounts(user.id) if a.is_paper), None)
+            if account is None:
+                account = await self._create_paper_account(user)
+            profile.active_account_id = account.id
+        return profile, account
+
+    async def _create_paper_account(self, user: UserProfile) -> ExchangeAccount:
+        account = await self.repo.add_account(
+            ExchangeAccount(user_id=user.id, exchange=PAPER, is_paper=True, created_at=self.clock())
+        )
+        row = await self.repo.balance_row(account.id, self.config.paper_quote)
+        row.free = self.config.paper_starting_balance
+        await self.session.flush()
+        return account
+
+    def _exchange_of(self, account: ExchangeAccount) -> str:
+        return self.config.default_exchange if account.is_paper else account.exchange
+
+    # ---------------------------------------------------------------------------------- preview
+
+    async def preview(self, user: UserProfile, request: TradeRequest) -> OrderPreview:
+        if request.kind is not RequestKind.ORDER or request.side is None or request.symbol is None:
+            raise ValidationError("trade.errors.not_an_order")
+        profile, account = await self.active_account(user)
+        if not account.is_paper:
+            raise ValidationError("trade.errors.live_not_available")
+        exchange_id = self._exchange_of(account)
+        client = self.market_data.public(exchange_id)
+        market = await client.market(request.symbol)
+        side = str(request.side)
+        balances = await self.repo.balances(account.id)
+        held = balances[market.base].free if market.base in balances else ZERO
+        quote_free = balances[market.quote].free if market.quote in balances else ZERO
+
+        if request.limit_price is not None:
+            raise ValidationError("trade.errors.limit_not_available")
+        book = await client.fetch_order_book(market.symbol, 50)
+        try:
+            fill = self._estimate(book, market, side, request, held, quote_free)
+        except ValidationError as exc:
+            if exc.message_key != "trade.errors.amount_too_small":
+                raise
+            raise ValidationError(
+                "trade.errors.below_min_amount",
+                minimum=market.min_amount or market.amount_step,
+                unit=market.base,
+            ) from None
+        self._check_minimums(market, fill)
+        if side == "buy" and fill.cost + fill.fee > quote_free:
+            raise InsufficientBalance(need=fill.cost + fill.fee, have=quote_free, asset=market.quote)
+        if side == "sell" and fill.amount > held:
+            raise InsufficientBalance(need=fill.amount, have=held, asset=market.base)
+        state = await self._account_state(profile, account, market, balances, book)
+        risk = check_order(self._limits(profile), state, side=side, notional=fill.cost, now=self.clock())
+        self._check_protections(side, fill.average_price, request)
+        return OrderPreview(
+            account_id=account.id,
+            mode=PAPER if account.is_paper else "live",
+            exchange=exchange_id,
+            symbol=market.symbol,
+            base=market.base,
+            quote=market.quote,
+            side=side,
+            order_type="market",
+            amount=fill.amount,
+            price=fill.average_price,
+            cost=fill.cost,
+            fee=fill.fee,
+            fee_rate=market.taker_fee,
+            limit_price=None,
+            stop_loss=request.stop_loss,
+            take_profit=request.take_profit,
+            risk=risk,
+        )
+
+    def _estimate(
+        self,
+        book: OrderBook,
+        market: MarketInfo,
+        side: str,
+        request: TradeRequest,
+        held: Decimal,
+        quote_free: Decimal,
+    ) -> Fill:
+        unit, amount = request.amount_unit, request.amount
+        fee, step = market.taker_fee, market.amount_step
+        if unit is AmountUnit.QUOTE:
+            assert amount is not None
+            if side == "buy":
+                return walk_book(book, "buy", fee, quote_amount=amount, amount_step=step)
+            best_bid = book.bids[0][0] if book.bids else None
+            if best_bid is None:
+                raise ValidationError("trade.errors.no_market", symbol=market.symbol)
+            return walk_book(book, "sell", fee, amount=amount / best_bid, amount_step=step)
+        if unit is AmountUnit.BASE:
+            assert amount is not None
+            return walk_book(book, side, fee, amount=amount, amount_step=step)  # type: ignore[arg-type]
+        if side == "buy":
+            if unit is AmountUnit.ALL:
+                return walk_book(book, "buy", fee, quote_amount=quote_free, amount_step=step)
+            assert amount is not None
+            spend = quote_free * amount / HUNDRED
+            return walk_book(book, "buy", fee, quote_amount=spend, amount_step=step)
+        if held <= 0:
+            raise ValidationError("trade.errors.nothing_to_sell", asset=market.base)
+        quantity = held if unit is AmountUnit.ALL else held * (amount or ZERO) / HUNDRED
+        return walk_book(book, "sell", fee, amount=min(quantity, held), amount_step=step)
+
+    @staticmethod
+    def _check_minimums(market: MarketInfo, fill: Fill) -> None:
+        if market.min_amount is not None and fill.amount < market.min_amount:
+            raise ValidationError(
+                "trade.errors.below_min_amount", minimum=market.min_amount, unit=market.base
+            )
+        if market.min_cost is not None and fill.cost < market.min_cost:
+            raise ValidationError("trade.errors.below_min_cost", minimum=market.min_cost, unit=market.quote)
+
+    @staticmethod
+    def _check_protections(side: str, price: Decimal, request: TradeRequest) -> None:
+        if side != "buy":
+            return
+        if request.stop_loss is not None and request.stop_loss >= price:
+            raise ValidationError("trade.errors.sl_above_price", stop=request.stop_loss, price=price)
+        if request.take_profit is not None and request.take_profit <= price:
+            raise ValidationError("trade.errors.tp_below_price", take=request.take_profit, price=price)
+
+    @staticmethod
+    def _limits(profile: TradingProfile) -> RiskLimits:
+        return RiskLimits(
+            max_position_pct=profile.max_position_pct,
+            max_open_positions=profile.max_open_positions,
+            max_daily_loss_pct=profile.max_daily_loss_pct,
+        )
+
+    async def _account_state(
+        self,
+        profile: TradingProfile,
+        account: ExchangeAccount,
+        market: MarketInfo,
+        balances: dict[str, Any],
+        book: OrderBook,
+    ) -> AccountState:
+        prices = await self._prices(account, balances, known={market.base: _mid(book)})
+        equity = _equity(balances, prices, self.config.paper_quote)
+        positions = await self.repo.open_positions(account.id)
+        held = balances[market.base].free if market.base in balances else ZERO
+        return AccountState(
+            equity=equity,
+            open_positions=len(positions),
+            position_value=held * prices.get(market.base, ZERO),
+            has_position=any(p.symbol == market.symbol for p in positions),
+            realized_today=await self.repo.realized_since(account.id, _start_of_day(self.clock())),
+            paused_until=profile.paused_until,
+            pause_reason=profile.pause_reason,
+        )
+
+    async def _prices(
+        self, account: ExchangeAccount, balances: dict[str, Any], known: dict[str, Decimal] | None = None
+    ) -> dict[str, Decimal]:
+        quote = self.config.paper_quote
+        prices: dict[str, Decimal] = {quote: Decimal(1), **(known or {})}
+        wanted = [a for a, row in balances.items() if a not in prices and (row.free + row.locked) > 0]
+        if wanted:
+            client = self.market_data.public(self._exchange_of(account))
+            tickers = await client.fetch_tickers([f"{a}/{quote}" for a in wanted])
+            for asset in wanted:
+                ticker: Ticker | None = tickers.get(f"{asset}/{quote}")
+                if ticker is not None:
+                    prices[asset] = ticker.bid or ticker.last
+        return prices
+
+    # ---------------------------------------------------------------------------------- confirmation
+
+    async def request_confirmation(self, user: UserProfile, preview: OrderPreview) -> Confirmation:
+        if not preview.risk.allowed:
+            raise RiskRefused(preview.risk)
+        now = self.clock()
+        token = secrets.token_hex(8)
+        expires = now + self.config.confirm_ttl
+        payload = {
+            key: (str(value) if isinstance(value, Decimal) else value)
+            for key, value in asdict(preview).items()
+            if key != "risk"
+        }
+        await self.repo.add_pending(
+            PendingAction(
+                id=token, user_id=user.id, kind="order", payload=payload, created_at=now, expires_at=expires
+            )
+        )
+        return Confirmation(token=token, preview=preview, expires_at=expires)
+
+    async def cancel_confirmation(self, user: UserProfile, token: str) -> bool:
+        action = await self.repo.claim_pending(token, user.id, self.clock())
+        if action is None:
+            return False
+        await self.repo.finish_pending(action, "cancelled")
+        await self.session.commit()
+        return True
+
+    async def confirm(self, user: UserProfile, token: str) -> Execution:
+        """Execute a confirmed order once: a stale, foreign or repeated confirmation executes nothing.
+
+        The fill is committed here, before the caller tells the user: money is never reported moved
+        before it is. The single-use claim on the confirmation (not the update inbox) is what makes a
+        retried update harmless: its second run finds the confirmation used."""
+        action = await self.repo.pending(token)
+        if action is None or action.user_id != user.id or action.kind != "order":
+            raise ConfirmationExpired()
+        payload = action.payload
+        account = await self.repo.account(int(payload["account_id"]))
+        if account is None or account.removed_at is not None:
+            raise ConfirmationExpired()
+        client = self.market_data.public(str(payload["exchange"]))
+        market = await client.market(str(payload["symbol"]))
+        book = await client.fetch_order_book(market.symbol, 50)  # network first, then one short transaction
+        claimed = await self.repo.claim_pending(token, user.id, self.clock())
+        if claimed is None:
+            raise ConfirmationExpired()
+        side = str(payload["side"])
+        amount = Decimal(payload["amount"])
+        fill = walk_book(book, side, market.taker_fee, amount=amount, amount_step=market.amount_step)  # type: ignore[arg-type]
+        estimate = Decimal(payload["price"])
+        moved = abs(fill.average_price - estimate) / estimate * HUNDRED
+        if moved > self.config.max_slippage_pct:
+            await self.repo.finish_pending(claimed, "price_moved")
+            await self.session.flush()
+            raise PriceMoved(estimate=estimate, price=fill.average_price, pct=moved.quantize(Decimal("0.01")))
+        profile, _ = await self.active_account(user)
+        balances = await self.repo.balances(account.id, for_update=True)
+        if side == "buy":
+            state = await self._account_state(profile, account, market, balances, book)
+            decision = check_order(
+                self._limits(profile), state, side=side, notional=fill.cost, now=self.clock()
+            )
+            if not decision.allowed:
+                await self.repo.finish_pending(claimed, "refused")
+                await self.session.flush()
+                raise RiskRefused(decision)
+        execution = await self._apply_paper_fill(
+            user,
+            account,
+            market,
+            side,
+            fill,
+            client_order_id=f"cu{token}",
+            stop_loss=_d(payload.get("stop_loss")),
+            take_profit=_d(payload.get("take_profit")),
+        )
+        await self.repo.finish_pending(claimed, "filled", order_id=execution.order_id)
+        await self.audit.add(
+            "order.filled",
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            details={
+                "order_id": execution.order_id,
+                "mode": PAPER,
+                "symbol": market.symbol,
+                "side": side,
+                "amount": str(fill.amount),
+                "price": str(fill.average_price),
+            },
+        )
+        await self.session.commit()
+        return execution
+
+    async def _apply_paper_fill(
+        self,
+        user: UserProfile,
+        account: ExchangeAccount,
+        market: MarketInfo,
+        side: str,
+        fill: Fill,
+        *,
+        client_order_id: str,
+        stop_loss: Decimal | None = None,
+        take_profit: Decimal | None = None,
+        reason: str = "manual",
+    ) -> Execution:
+        quote_row = await self.repo.balance_row(account.id, market.quote)
+        base_row = await self.repo.balance_row(account.id, market.base)
+        position = await self.repo.open_position(account.id, market.symbol, for_update=True)
+        now = self.clock()
+        realized: Decimal | None = None
+        if side == "buy":
+            need = fill.cost + fill.fee
+            if quote_row.free < need:
+                raise InsufficientBalance(need=need, have=quote_row.free, asset=market.quote)
+            quote_row.free -= need
+            base_row.free += fill.amount
+            if position is None:
+                position = await self.repo.add_position(
+                    Position(
+                        user_id=user.id,
+                        account_id=account.id,
+                        exchange=PAPER,
+                        symbol=market.symbol,
+                        status="open",
+                        amount=ZERO,
+                        average_entry=ZERO,
+                        cost_basis=ZERO,
+                        fees=ZERO,
+                        realized_pnl=ZERO,
+                        opened_at=now,
+                    )
+                )
+            state = _state(position).after_buy(fill.amount, fill.cost, fill.fee)
+            if stop_loss is not None:
+                position.stop_loss = stop_loss
+            if take_profit is not None:
+                position.take_profit = take_profit
+        else:
+            if base_row.free < fill.amount:
+                raise InsufficientBalance(need=fill.amount, have=base_row.free, asset=market.base)
+            base_row.free -= fill.amount
+            quote_row.free += fill.cost - fill.fee
+            if position is None or position.amount <= 0:
+                # Holdings without a tracked position (e.g. transferred in): the sale realises nothing.
+                state, realized = PositionState(), None
+            else:
+                sold = min(fill.amount, position.amount)
+                state, realized = _state(position).after_sell(
+                    sold, fill.cost * sold / fill.amount, fill.fee * sold / fill.amount
+                )
+        if position is not None:
+            _store(position, state, now)
+        order = await self.repo.add_order(
+            Order(
+                user_id=user.id,
+                account_id=account.id,
+                position_id=position.id if position else None,
+                exchange=PAPER,
+                symbol=market.symbol,
+                side=side,
+                order_type="market",
+                amount=fill.amount,
+                limit_price=None,
+                client_order_id=client_order_id,
+                exchange_order_id=None,
+                status="closed",
+                filled=fill.amount,
+                average_price=fill.average_price,
+                cost=fill.cost,
+                fee=fill.fee,
+                fee_asset=market.quote,
+                realized_pnl=realized or ZERO,
+                reason=reason,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return Execution(
+            order_id=order.id,
+            mode=PAPER,
+            symbol=market.symbol,
+            side=side,
+            amount=fill.amount,
+            average_price=fill.average_price,
+            cost=fill.cost,
+            fee=fill.fee,
+            quote=market.quote,
+            realized_pnl=realized,
+            position_amount=state.amount,
+            position_entry=state.average_entry,
+        )
+
+    # ---------------------------------------------------------------------------------- portfolio
+
+    async def portfolio(self, user: UserProfile) -> Portfolio:
+        _, account = await self.active_account(user)
+        balances = await self.repo.balances(account.id)
+        prices = await self._prices(account, balances)
+        quote = self.config.paper_quote
+        balance_views = sorted(
+            (
+                BalanceView(asset, row.free, row.locked, (row.free + row.locked) * prices.get(asset, ZERO))
+                for asset, row in balances.items()
+                if row.free + row.locked > 0
+            ),
+            key=lambda b: (-b.value, b.asset),
+        )
+        positions = []
+        for position in await self.repo.open_positions(account.id):
+            base = position.symbol.split("/")[0]
+            price = prices.get(base, ZERO)
+            state = _state(position)
+            unrealized = state.unrealized(price) if price else ZERO
+            positions.append(
+                PositionView(
+                    symbol=position.symbol,
+                    base=base,
+                    amount=position.amount,
+                    average_entry=state.average_entry,
+                    price=price,
+                    value=position.amount * price,
+                    unrealized=unrealized,
+                    unrealized_pct=(unrealized / position.cost_basis * HUNDRED)
+                    if position.cost_basis
+                    else ZERO,
+                    realized=position.realized_pnl,
+                    fees=position.fees,
+                    stop_loss=position.stop_loss,
+                    take_profit=position.take_profit,
+                )
+            )
+        return Portfolio(
+            mode=PAPER if account.is_paper else "live",
+            exchange=self._exchange_of(account),
+            quote=quote,
+            balances=balance_views,
+            positions=positions,
+            equity=_equity(balances, prices, quote),
+            realized_today=await self.repo.realized_since(account.id, _start_of_day(self.clock())),
+            realized_total=await self.repo.realized_total(account.id),
+            unrealized=sum((p.unrealized for p in positions), ZERO),
+            starting_balance=self.config.paper_starting_balance,
+        )
+
+    async def position(self, user: UserProfile, symbol: str) -> Position:
+        _, account = await self.active_account(user)
+        position = await self.repo.open_position(account.id, symbol)
+        if position is None:
+            raise NotFoundError("trade.errors.no_position", symbol=symbol)
+        return position
+
+
+def _state(position: Position) -> PositionState:
+    return PositionState(
+        amount=position.amount,
+        cost_basis=position.cost_basis,
+        fees=position.fees,
+        realized_pnl=position.realized_pnl,
+    )
+
+
+def _store(position: Position, state: PositionState, now: datetime) -> None:
+    position.amount = state.amount
+    position.cost_basis = state.cost_basis
+    position.fees = state.fees
+    position.realized_pnl = state.realized_pnl
+    position.average_entry = state.average_entry
+    if not state.is_open:
+        position.status = "closed"
+        position.closed_at = now
+
+
+def _mid(book: OrderBook) -> Decimal:
+    if book.bids:
+        return book.bids[0][0]
+    return book.asks[0][0] if book.asks else ZERO
+
+
+def _equity(balances: dict[str, Any], prices: dict[str, Decimal], quote: str) -> Decimal:
+    total = ZERO
+    for asset, row in balances.items():
+        amount = row.free + row.locked
+        total += amount if asset == quote else amount * prices.get(asset, ZERO)
+    return total
+
+
+def _start_of_day(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+__all__ = [
+    "ConfirmationExpired",
+    "Execution",
+    "MarketData",
+    "OrderPreview",
+    "Portfolio",
+    "PriceMoved",
+    "RiskRefused",
+    "TradingConfig",
+    "TradingService",
+    "round_step",
+]
