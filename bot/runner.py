@@ -11,14 +11,17 @@ from dataclasses import dataclass, field
 import structlog
 from aiogram.types import BotCommandScopeAllPrivateChats, BotCommandScopeDefault
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
 
-from bot.factory import Application, build_application
+from bot.factory import Application, build_application, trading_config
+from bot.notifier import TelegramNotifier
 from bot.polling import Poller
 from bot.settings import Settings
 from bot.web import WEBHOOK_PATH, create_web_app
 from db import migrate
 from handlers.commands import bot_commands
+from scheduler.setup import build_scheduler
 from services.tenants import TenantService
 
 log = structlog.get_logger(__name__)
@@ -29,6 +32,7 @@ class RunningBot:
     app: Application
     runner: web.AppRunner
     poller: Poller | None = None
+    scheduler: AsyncIOScheduler | None = None
     port: int = 0
     _stopped: bool = field(default=False, init=False)
 
@@ -40,6 +44,8 @@ class RunningBot:
         if self._stopped:
             return
         self._stopped = True
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         if self.poller is not None:
             await self.poller.stop()
         await self.app.inbox.stop()
@@ -90,6 +96,14 @@ async def start_bot(settings: Settings) -> RunningBot:
         port = settings.http_port or _bound_port(runner)
         running = RunningBot(app=app, runner=runner, port=port)
         app.inbox.start()
+        running.scheduler = build_scheduler(
+            session_factory=app.session_factory,
+            market_data=app.exchanges,
+            trading=trading_config(settings),
+            notifier=TelegramNotifier(app.bot, app.i18n),
+            protections_interval=settings.trading.watch_interval_seconds,
+        )
+        running.scheduler.start()
         allowed = app.dispatcher.resolve_used_update_types()
         if settings.webhook_mode:
             assert settings.webhook_url and settings.webhook_secret

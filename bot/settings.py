@@ -53,6 +53,7 @@ class TradingSettings(BaseModel):
     max_position_pct: Decimal = Decimal(25)
     max_open_positions: int = 10
     max_daily_loss_pct: Decimal = Decimal(5)
+    watch_interval_seconds: float = 5.0
 
 
 class Settings(BaseSettings):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import errors, fallback, menu, settings, start, trading
+from handlers import errors, fallback, menu, positions, settings, start, trading
 
 
 def build_root_router() -> Router:
@@ -15,6 +15,7 @@ def build_root_router() -> Router:
         start.build_router(),
         settings.build_router(),
         trading.build_router(),
+        positions.build_router(),
         menu.build_router(),
         fallback.build_router(),
     )

@@ -43,3 +43,16 @@ def trade_menu_keyboard(t: Translator) -> InlineKeyboardMarkup:
     builder.button(text=t("menu.back"), callback_data=MenuCB(section="home"))
     builder.adjust(3, 1)
     return builder.as_markup()
+
+
+class CloseCB(CallbackData, prefix="cls"):
+    action: str  # confirm | cancel
+    token: str
+
+
+def close_keyboard(t: Translator, token: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("trade.buttons.confirm"), callback_data=CloseCB(action="confirm", token=token))
+    builder.button(text=t("trade.buttons.cancel"), callback_data=CloseCB(action="cancel", token=token))
+    builder.adjust(2)
+    return builder.as_markup()

@@ -82,12 +82,27 @@ class Translator:
         return key in self.catalog or key in self.fallback
 
 
+def format_decimal(value: Decimal, max_places: int = 8) -> str:
+    """Exact, readable: thousands separated, at most `max_places` decimals, no trailing zeros."""
+    exponent = value.as_tuple().exponent
+    if not value.is_finite():
+        return str(value)
+    if isinstance(exponent, int) and exponent < -max_places:
+        value = value.quantize(Decimal(1).scaleb(-max_places))
+    text = f"{value:,f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
 def _escape(value: Any) -> Any:
     if value is None:
         return "—"
     if isinstance(value, Html):
         return value
-    if isinstance(value, int | float | Decimal):
+    if isinstance(value, Decimal):
+        return format_decimal(value)
+    if isinstance(value, int | float):
         return value
     return html.escape(str(value), quote=False)
 

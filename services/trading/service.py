@@ -460,7 +460,7 @@ class TradingService:
 
     async def _apply_paper_fill(
         self,
-        user: UserProfile,
+        user: UserProfile | int,
         account: ExchangeAccount,
         market: MarketInfo,
         side: str,
@@ -471,6 +471,7 @@ class TradingService:
         take_profit: Decimal | None = None,
         reason: str = "manual",
     ) -> Execution:
+        uid = user if isinstance(user, int) else user.id
         quote_row = await self.repo.balance_row(account.id, market.quote)
         base_row = await self.repo.balance_row(account.id, market.base)
         position = await self.repo.open_position(account.id, market.symbol, for_update=True)
@@ -485,7 +486,7 @@ class TradingService:
             if position is None:
                 position = await self.repo.add_position(
                     Position(
-                        user_id=user.id,
+                        user_id=uid,
                         account_id=account.id,
                         exchange=PAPER,
                         symbol=market.symbol,
@@ -520,7 +521,7 @@ class TradingService:
             _store(position, state, now)
         order = await self.repo.add_order(
             Order(
-                user_id=user.id,
+                user_id=uid,
                 account_id=account.id,
                 position_id=position.id if position else None,
                 exchange=PAPER,

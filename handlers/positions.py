@@ -1,0 +1,157 @@
+"""/close, /panic (confirmed), /sl, /tp and /orders."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message
+
+from handlers import format as fmt
+from handlers.filters import PRIVATE
+from handlers.render import plain, show
+from keyboards.trading import CloseCB, close_keyboard
+from services.i18n import Html, Translator
+from services.trading.parser import RequestKind, parse_trade_command
+from services.trading.positions import ClosePreview, CloseResult, PositionService
+from services.trading.service import ConfirmationExpired, TradingService
+from services.users import UserProfile
+
+
+def build_router() -> Router:
+    router = Router(name="positions")
+    router.message.filter(PRIVATE)
+    router.message.register(cmd_close, Command("close"))
+    router.message.register(cmd_panic, Command("panic"))
+    router.message.register(cmd_protect, Command("sl", "tp"))
+    router.message.register(cmd_orders, Command("orders"))
+    router.callback_query.register(on_close_confirm, CloseCB.filter(F.action == "confirm"))
+    router.callback_query.register(on_close_cancel, CloseCB.filter(F.action == "cancel"))
+    return router
+
+
+def _lines(t: Translator, preview: ClosePreview) -> str:
+    return "\n".join(
+        t(
+            "trade.close.line",
+            symbol=line.symbol,
+            amount=fmt.amount(line.amount),
+            price=fmt.price(line.price),
+            proceeds=fmt.money(line.proceeds),
+            quote=preview.quote,
+            pnl=fmt.signed(line.pnl),
+        )
+        for line in preview.lines
+    )
+
+
+async def cmd_close(
+    message: Message, command: CommandObject, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    request = parse_trade_command("close", command.args or "")
+    assert request.kind is RequestKind.CLOSE and request.target is not None
+    preview = await PositionService(trading).preview_close(user, request.target)
+    what = i18n("trade.close.all") if request.target.upper() == "ALL" else request.target
+    text = i18n(
+        "trade.close.card",
+        what=what,
+        mode=i18n("trade.mode.paper"),
+        lines=Html(_lines(i18n, preview)),
+        proceeds=fmt.money(
+            sum((line.proceeds for line in preview.lines), start=type(preview.lines[0].proceeds)(0))
+        ),
+        quote=preview.quote,
+        ttl=int(trading.config.confirm_ttl.total_seconds()),
+    )
+    await message.answer(text, reply_markup=close_keyboard(i18n, preview.token))
+
+
+async def cmd_panic(message: Message, user: UserProfile, i18n: Translator, trading: TradingService) -> None:
+    preview = await PositionService(trading).preview_close(user, "ALL", kind="panic")
+    lines = _lines(i18n, preview) if preview.lines else i18n("trade.panic.none")
+    text = i18n(
+        "trade.panic.card",
+        mode=i18n("trade.mode.paper"),
+        lines=Html(lines),
+        ttl=int(trading.config.confirm_ttl.total_seconds()),
+    )
+    await message.answer(text, reply_markup=close_keyboard(i18n, preview.token))
+
+
+def render_close(t: Translator, result: CloseResult) -> str:
+    lines = [
+        t(
+            "trade.close.done_line",
+            symbol=e.symbol,
+            amount=fmt.amount(e.amount),
+            price=fmt.price(e.average_price),
+            pnl=fmt.signed(e.realized_pnl) if e.realized_pnl is not None else "—",
+            quote=e.quote,
+        )
+        for e in result.executions
+    ] + [
+        t("trade.close.failed_line", symbol=symbol) + " " + plain(t(key), 120)
+        for symbol, key in result.failed
+    ]
+    if result.kind == "panic":
+        until = result.paused_until.strftime("%Y-%m-%d %H:%M") if result.paused_until else "—"
+        return t("trade.panic.done", count=len(result.executions), until=until, lines=Html("\n".join(lines)))
+    return t("trade.close.done", lines=Html("\n".join(lines)))
+
+
+async def on_close_confirm(
+    query: CallbackQuery, callback_data: CloseCB, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    try:
+        result = await PositionService(trading).confirm_close(user, callback_data.token)
+    except ConfirmationExpired:
+        await query.answer(plain(i18n("trade.errors.confirmation_expired")), show_alert=True)
+        if isinstance(query.message, Message):
+            await query.message.edit_reply_markup(reply_markup=None)
+        return
+    await show(query, render_close(i18n, result), None)
+
+
+async def on_close_cancel(
+    query: CallbackQuery, callback_data: CloseCB, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    if await trading.cancel_confirmation(user, callback_data.token):
+        await show(query, i18n("trade.cancelled"), None)
+        return
+    await query.answer(plain(i18n("trade.errors.confirmation_expired")), show_alert=True)
+
+
+async def cmd_protect(
+    message: Message, command: CommandObject, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    kind = command.command.lower()
+    request = parse_trade_command(kind, command.args or "")
+    assert request.symbol is not None
+    price = request.stop_loss if kind == "sl" else request.take_profit
+    position, now = await PositionService(trading).set_protection(user, request.symbol, kind, price)
+    if price is None:
+        await message.answer(i18n(f"trade.protect.cleared_{kind}", symbol=position.symbol))
+        return
+    await message.answer(
+        i18n(f"trade.protect.set_{kind}", symbol=position.symbol, price=fmt.price(price), now=fmt.price(now))
+    )
+
+
+async def cmd_orders(message: Message, user: UserProfile, i18n: Translator, trading: TradingService) -> None:
+    orders = await PositionService(trading).orders(user)
+    if not orders:
+        await message.answer(i18n("trade.orders.empty"))
+        return
+    lines = "\n".join(
+        i18n(
+            "trade.orders.line",
+            id=o.id,
+            side=i18n(f"trade.side.{o.side}"),
+            amount=fmt.amount(o.amount),
+            symbol=o.symbol,
+            price=fmt.price(o.average_price) if o.average_price else "—",
+            status=o.status,
+            reason=o.reason,
+        )
+        for o in orders
+    )
+    await message.answer(i18n("trade.orders.text", mode=i18n("trade.mode.paper"), lines=Html(lines)))

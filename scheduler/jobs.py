@@ -1,0 +1,42 @@
+"""Scheduled jobs: plain functions that call services and report through the notifier."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.notify import Notifier
+from services.trading.positions import watch_protections
+from services.trading.service import MarketData, TradingConfig
+
+log = structlog.get_logger(__name__)
+CENT = Decimal("0.01")
+
+
+async def protections_job(
+    session_factory: async_sessionmaker[AsyncSession],
+    market_data: MarketData,
+    config: TradingConfig,
+    notifier: Notifier,
+) -> int:
+    """Fire crossed stop-losses and take-profits of paper positions; tell each user."""
+    triggers = await watch_protections(session_factory, market_data, config)
+    for trigger in triggers:
+        done = trigger.execution
+        await notifier.send(
+            trigger.telegram_id,
+            trigger.locale,
+            f"trade.triggered.{trigger.kind}",
+            symbol=done.symbol,
+            base=done.symbol.split("/")[0],
+            amount=done.amount,
+            price=done.average_price.quantize(CENT) if done.average_price >= 100 else done.average_price,
+            level=trigger.trigger_price,
+            quote=done.quote,
+            pnl=(done.realized_pnl or Decimal(0)).quantize(CENT),
+        )
+    if triggers:
+        log.info("protections.fired", count=len(triggers))
+    return len(triggers)

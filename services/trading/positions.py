@@ -1,0 +1,346 @@
+"""Closing positions (one, all, or the kill switch), stop-loss and take-profit, and the watcher that fires
+them. Every close that moves money is confirmed by the user first, except protections the user set."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import ExchangeAccount, Order, PendingAction, Position, User
+from db.types import utcnow
+from services.errors import NotFoundError, ValidationError
+from services.trading.paper import walk_book
+from services.trading.service import (
+    ConfirmationExpired,
+    Execution,
+    MarketData,
+    TradingConfig,
+    TradingService,
+)
+from services.users import UserProfile
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class CloseLine:
+    symbol: str
+    amount: Decimal
+    price: Decimal  # estimated
+    proceeds: Decimal  # estimated, after fee
+    pnl: Decimal  # estimated
+
+
+@dataclass(frozen=True, slots=True)
+class ClosePreview:
+    token: str
+    kind: str  # close | panic
+    lines: list[CloseLine]
+    quote: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CloseResult:
+    kind: str
+    executions: list[Execution]
+    failed: list[tuple[str, str]]  # (symbol, message key)
+    paused_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    id: int
+    symbol: str
+    side: str
+    order_type: str
+    status: str
+    amount: Decimal
+    average_price: Decimal | None
+    cost: Decimal
+    fee: Decimal
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A stop-loss or take-profit that fired, for the notification."""
+
+    telegram_id: int
+    locale: str | None
+    kind: str  # sl | tp
+    execution: Execution
+    trigger_price: Decimal
+
+
+def _end_of_day(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
+class PositionService:
+    def __init__(self, trading: TradingService) -> None:
+        self.trading = trading
+        self.session: AsyncSession = trading.session
+        self.repo = trading.repo
+        self.config: TradingConfig = trading.config
+        self.clock = trading.clock
+
+    # ------------------------------------------------------------------------------------ closing
+
+    async def preview_close(self, user: UserProfile, target: str, *, kind: str = "close") -> ClosePreview:
+        """`target`: a symbol, or "ALL". The card lists what would be sold and the estimated result."""
+        _, account = await self.trading.active_account(user)
+        positions = await self.repo.open_positions(account.id)
+        if target.upper() != "ALL":
+            positions = [p for p in positions if p.symbol == target]
+            if not positions:
+                raise NotFoundError("trade.errors.no_position", symbol=target)
+        if not positions and kind != "panic":
+            raise NotFoundError("trade.errors.no_positions")
+        client = self.trading.market_data.public(self.trading._exchange_of(account))
+        lines: list[CloseLine] = []
+        for position in positions:
+            market = await client.market(position.symbol)
+            book = await client.fetch_order_book(position.symbol, 50)
+            fill = walk_book(
+                book, "sell", market.taker_fee, amount=position.amount, amount_step=market.amount_step
+            )
+            proceeds = fill.cost - fill.fee
+            basis = position.cost_basis * fill.amount / position.amount
+            lines.append(
+                CloseLine(position.symbol, fill.amount, fill.average_price, proceeds, proceeds - basis)
+            )
+        now = self.clock()
+        token = secrets.token_hex(8)
+        expires = now + self.config.confirm_ttl
+        await self.repo.add_pending(
+            PendingAction(
+                id=token,
+                user_id=user.id,
+                kind=kind,
+                payload={"account_id": account.id, "symbols": [line.symbol for line in lines]},
+                created_at=now,
+                expires_at=expires,
+            )
+        )
+        await self.session.commit()
+        return ClosePreview(token, kind, lines, self.config.paper_quote, expires)
+
+    async def confirm_close(self, user: UserProfile, token: str) -> CloseResult:
+        action = await self.repo.pending(token)
+        if action is None or action.user_id != user.id or action.kind not in ("close", "panic"):
+            raise ConfirmationExpired()
+        claimed = await self.repo.claim_pending(token, user.id, self.clock())
+        if claimed is None:
+            raise ConfirmationExpired()
+        account = await self.repo.account(int(claimed.payload["account_id"]))
+        if account is None:
+            raise ConfirmationExpired()
+        executions: list[Execution] = []
+        failed: list[tuple[str, str]] = []
+        for symbol in claimed.payload["symbols"]:
+            try:
+                done = await self._close_one(user.id, account, symbol, reason=claimed.kind, token=token)
+            except ValidationError as exc:
+                failed.append((symbol, exc.message_key))
+                continue
+            if done is not None:
+                executions.append(done)
+        paused_until = None
+        if claimed.kind == "panic":
+            profile, _ = await self.trading.active_account(user)
+            paused_until = _end_of_day(self.clock())
+            profile.paused_until = paused_until
+            profile.pause_reason = "panic"
+        await self.repo.finish_pending(claimed, "done")
+        await self.trading.audit.add(
+            f"trading.{claimed.kind}",
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            details={"orders": [e.order_id for e in executions], "failed": [s for s, _ in failed]},
+        )
+        await self.session.commit()
+        return CloseResult(claimed.kind, executions, failed, paused_until)
+
+    async def _close_one(
+        self, user_id: int, account: ExchangeAccount, symbol: str, *, reason: str, token: str
+    ) -> Execution | None:
+        position = await self.repo.open_position(account.id, symbol, for_update=True)
+        if position is None or position.amount <= 0:
+            return None
+        client = self.trading.market_data.public(self.trading._exchange_of(account))
+        market = await client.market(symbol)
+        book = await client.fetch_order_book(symbol, 50)
+        balances = await self.repo.balances(account.id, for_update=True)
+        held = balances[market.base].free if market.base in balances else ZERO
+        amount = min(position.amount, held)
+        fill = walk_book(book, "sell", market.taker_fee, amount=amount, amount_step=market.amount_step)
+        return await self.trading._apply_paper_fill(
+            user_id,
+            account,
+            market,
+            "sell",
+            fill,
+            client_order_id=f"cu{token}{position.id:x}"[:40],
+            reason=reason,
+        )
+
+    # ------------------------------------------------------------------------------------ protections
+
+    async def set_protection(
+        self, user: UserProfile, symbol: str, kind: str, price: Decimal | None
+    ) -> tuple[Position, Decimal]:
+        """Set (or clear, with None) the stop-loss or take-profit; returns the position and the price now."""
+        _, account = await self.trading.active_account(user)
+        position = await self.repo.open_position(account.id, symbol, for_update=True)
+        if position is None:
+            raise NotFoundError("trade.errors.no_position", symbol=symbol)
+        client = self.trading.market_data.public(self.trading._exchange_of(account))
+        ticker = await client.fetch_ticker(symbol)
+        now_price = ticker.bid or ticker.last
+        if price is not None:
+            if kind == "sl" and price >= now_price:
+                raise ValidationError("trade.errors.sl_above_price", stop=price, price=now_price)
+            if kind == "tp" and price <= now_price:
+                raise ValidationError("trade.errors.tp_below_price", take=price, price=now_price)
+            market = await client.market(symbol)
+            price = client.price_to_precision(market.symbol, price)
+        if kind == "sl":
+            position.stop_loss = price
+        else:
+            position.take_profit = price
+        await self.trading.audit.add(
+            f"position.{kind}_set",
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            details={"symbol": symbol, "price": None if price is None else str(price)},
+        )
+        await self.session.commit()
+        return position, now_price
+
+    async def orders(self, user: UserProfile, limit: int = 10) -> list[OrderView]:
+        _, account = await self.trading.active_account(user)
+        rows: list[Order] = await self.repo.orders(account.id, limit=limit)
+        return [
+            OrderView(
+                o.id,
+                o.symbol,
+                o.side,
+                o.order_type,
+                o.status,
+                o.filled or o.amount,
+                o.average_price,
+                o.cost,
+                o.fee,
+                o.reason,
+                o.created_at,
+            )
+            for o in rows
+        ]
+
+
+async def watch_protections(
+    session_factory: async_sessionmaker[AsyncSession], market_data: MarketData, config: TradingConfig
+) -> list[Trigger]:
+    """One pass of the watcher: close every paper position whose stop-loss or take-profit was crossed.
+
+    Each close runs in its own transaction with the position row locked and re-checked, so two watchers
+    (or a watcher and the user) never sell the same position twice."""
+    async with session_factory() as session:
+        rows = (
+            await session.execute(
+                select(Position.id, Position.symbol, Position.stop_loss, Position.take_profit)
+                .join(ExchangeAccount, ExchangeAccount.id == Position.account_id)
+                .where(
+                    Position.status == "open",
+                    ExchangeAccount.is_paper.is_(True),
+                    (Position.stop_loss.is_not(None)) | (Position.take_profit.is_not(None)),
+                )
+            )
+        ).all()
+    if not rows:
+        return []
+    client = market_data.public(config.default_exchange)
+    tickers = await client.fetch_tickers(sorted({r.symbol for r in rows}))
+    due: list[tuple[int, str, Decimal]] = []
+    for row in rows:
+        ticker = tickers.get(row.symbol)
+        if ticker is None:
+            continue
+        bid = ticker.bid or ticker.last
+        if row.stop_loss is not None and bid <= row.stop_loss:
+            due.append((row.id, "sl", bid))
+        elif row.take_profit is not None and bid >= row.take_profit:
+            due.append((row.id, "tp", bid))
+    triggers: list[Trigger] = []
+    for position_id, kind, price in due:
+        trigger = await _fire(session_factory, market_data, config, position_id, kind, price)
+        if trigger is not None:
+            triggers.append(trigger)
+    return triggers
+
+
+async def _fire(
+    session_factory: async_sessionmaker[AsyncSession],
+    market_data: MarketData,
+    config: TradingConfig,
+    position_id: int,
+    kind: str,
+    price: Decimal,
+) -> Trigger | None:
+    async with session_factory() as session:
+        position = await session.scalar(select(Position).where(Position.id == position_id).with_for_update())
+        if position is None or position.status != "open" or position.amount <= 0:
+            return None
+        level = position.stop_loss if kind == "sl" else position.take_profit
+        if level is None:
+            return None
+        account = await session.get(ExchangeAccount, position.account_id)
+        user = await session.get(User, position.user_id)
+        if account is None or user is None:
+            return None
+        trading = TradingService(session, market_data, config)
+        market = await market_data.public(config.default_exchange).market(position.symbol)
+        book = await market_data.public(config.default_exchange).fetch_order_book(position.symbol, 50)
+        if kind == "sl" and book.bids and book.bids[0][0] > level:
+            return None  # the market came back above the stop before we could act
+        balances = await trading.repo.balances(account.id, for_update=True)
+        held = balances[market.base].free if market.base in balances else ZERO
+        amount = min(position.amount, held)
+        if amount <= 0:
+            return None
+        fill = walk_book(book, "sell", market.taker_fee, amount=amount, amount_step=market.amount_step)
+        execution = await trading._apply_paper_fill(
+            user.id,
+            account,
+            market,
+            "sell",
+            fill,
+            client_order_id=f"cu{kind}{position.id:x}t{int(utcnow().timestamp())}"[:40],
+            reason=kind,
+        )
+        await trading.audit.add(
+            f"position.{kind}_hit",
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            details={"symbol": position.symbol, "level": str(level), "order_id": execution.order_id},
+        )
+        await session.commit()
+        return Trigger(user.telegram_id, user.locale or user.language_code, kind, execution, level)
+
+
+__all__ = [
+    "CloseLine",
+    "ClosePreview",
+    "CloseResult",
+    "OrderView",
+    "PositionService",
+    "Trigger",
+    "watch_protections",
+]
