@@ -165,6 +165,9 @@ class Order(Base):
     fee: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
     fee_asset: Mapped[str | None] = mapped_column(String(16))
     realized_pnl: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    reserved: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # funds locked by a resting order
+    stop_loss: Mapped[Decimal | None] = mapped_column(MONEY)  # for the position a resting buy opens
+    take_profit: Mapped[Decimal | None] = mapped_column(MONEY)
     reason: Mapped[str] = mapped_column(String(16), default="manual")
     error: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -24,6 +24,7 @@ def build_router() -> Router:
     router.message.register(cmd_panic, Command("panic"))
     router.message.register(cmd_protect, Command("sl", "tp"))
     router.message.register(cmd_orders, Command("orders"))
+    router.message.register(cmd_cancel, Command("cancel"))
     router.callback_query.register(on_close_confirm, CloseCB.filter(F.action == "confirm"))
     router.callback_query.register(on_close_cancel, CloseCB.filter(F.action == "cancel"))
     return router
@@ -155,3 +156,15 @@ async def cmd_orders(message: Message, user: UserProfile, i18n: Translator, trad
         for o in orders
     )
     await message.answer(i18n("trade.orders.text", mode=i18n("trade.mode.paper"), lines=Html(lines)))
+
+
+async def cmd_cancel(
+    message: Message, command: CommandObject, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    request = parse_trade_command("cancel", command.args or "")
+    assert request.target is not None
+    cancelled = await PositionService(trading).cancel_orders(user, request.target)
+    if not cancelled:
+        await message.answer(i18n("trade.cancel.none"))
+        return
+    await message.answer(i18n("trade.cancel.done", ids=", ".join(f"#{i}" for i in cancelled)))

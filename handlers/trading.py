@@ -67,7 +67,7 @@ def render_card(t: Translator, preview: OrderPreview, ttl: int) -> str:
             t("trade.card.take_profit", price=fmt.price(preview.take_profit), quote=preview.quote) + "\n"
         )
     return t(
-        "trade.card.text",
+        "trade.card.limit_text" if preview.order_type == "limit" else "trade.card.text",
         side=t(f"trade.side.{preview.side}"),
         symbol=preview.symbol,
         mode=t(f"trade.mode.{preview.mode}"),
@@ -86,6 +86,17 @@ def render_card(t: Translator, preview: OrderPreview, ttl: int) -> str:
 
 def render_execution(t: Translator, done: Execution) -> str:
     base = done.symbol.split("/")[0]
+    if done.status == "open":
+        return t(
+            f"trade.placed.{done.side}",
+            amount=fmt.amount(done.amount),
+            base=base,
+            price=fmt.price(done.average_price),
+            quote=done.quote,
+            reserved=fmt.money(done.cost + done.fee) if done.side == "buy" else fmt.amount(done.amount),
+            unit=done.quote if done.side == "buy" else base,
+            id=done.order_id,
+        )
     if done.side == "buy":
         return t(
             "trade.filled.buy",

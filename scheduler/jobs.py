@@ -8,7 +8,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notify import Notifier
-from services.trading.positions import watch_protections
+from services.trading.positions import watch_limit_orders, watch_protections
 from services.trading.service import MarketData, TradingConfig
 
 log = structlog.get_logger(__name__)
@@ -21,7 +21,20 @@ async def protections_job(
     config: TradingConfig,
     notifier: Notifier,
 ) -> int:
-    """Fire crossed stop-losses and take-profits of paper positions; tell each user."""
+    """Fill crossed paper limit orders, then fire crossed stop-losses and take-profits; tell each user."""
+    for filled in await watch_limit_orders(session_factory, market_data, config):
+        trade = filled.execution
+        await notifier.send(
+            filled.telegram_id,
+            filled.locale,
+            f"trade.limit_filled.{trade.side}",
+            symbol=trade.symbol,
+            base=trade.symbol.split("/")[0],
+            amount=trade.amount,
+            price=trade.average_price,
+            quote=trade.quote,
+            fee=trade.fee.quantize(CENT) if trade.fee >= 1 else trade.fee,
+        )
     triggers = await watch_protections(session_factory, market_data, config)
     for trigger in triggers:
         done = trigger.execution

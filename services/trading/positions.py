@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.models import ExchangeAccount, Order, PendingAction, Position, User
 from db.types import utcnow
 from services.errors import NotFoundError, ValidationError
-from services.trading.paper import walk_book
+from services.trading.paper import limit_crossed, walk_book
 from services.trading.service import (
     ConfirmationExpired,
     Execution,
@@ -224,6 +224,32 @@ class PositionService:
         await self.session.commit()
         return position, now_price
 
+    async def cancel_orders(self, user: UserProfile, target: str) -> list[int]:
+        """Cancel resting orders (one id, or "ALL"); their reserved funds are released at once."""
+        _, account = await self.trading.active_account(user)
+        open_orders = await self.repo.orders(account.id, statuses=("open",), limit=500)
+        if target.upper() != "ALL":
+            open_orders = [o for o in open_orders if str(o.id) == target]
+            if not open_orders:
+                raise NotFoundError("trade.errors.no_order", order=target)
+        cancelled: list[int] = []
+        for listed in open_orders:
+            order = await self.session.scalar(select(Order).where(Order.id == listed.id).with_for_update())
+            if order is None or order.status != "open":
+                continue
+            base, quote = order.symbol.split("/")
+            row = await self.repo.balance_row(account.id, quote if order.side == "buy" else base)
+            row.locked -= order.reserved
+            row.free += order.reserved
+            order.reserved, order.status, order.updated_at = ZERO, "canceled", self.clock()
+            cancelled.append(order.id)
+        if cancelled:
+            await self.trading.audit.add(
+                "order.canceled", tenant_id=user.tenant_id, user_id=user.id, details={"orders": cancelled}
+            )
+        await self.session.commit()
+        return cancelled
+
     async def orders(self, user: UserProfile, limit: int = 10) -> list[OrderView]:
         _, account = await self.trading.active_account(user)
         rows: list[Order] = await self.repo.orders(account.id, limit=limit)
@@ -243,6 +269,53 @@ class PositionService:
             )
             for o in rows
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class LimitFilled:
+    telegram_id: int
+    locale: str | None
+    execution: Execution
+
+
+async def watch_limit_orders(
+    session_factory: async_sessionmaker[AsyncSession], market_data: MarketData, config: TradingConfig
+) -> list[LimitFilled]:
+    """Fill resting paper limit orders the market has crossed (at their price, maker fee)."""
+    async with session_factory() as session:
+        rows = (
+            await session.execute(
+                select(Order.id, Order.symbol, Order.side, Order.limit_price)
+                .join(ExchangeAccount, ExchangeAccount.id == Order.account_id)
+                .where(
+                    Order.status == "open", Order.order_type == "limit", ExchangeAccount.is_paper.is_(True)
+                )
+            )
+        ).all()
+    if not rows:
+        return []
+    tickers = await market_data.public(config.default_exchange).fetch_tickers(
+        sorted({r.symbol for r in rows})
+    )
+    filled: list[LimitFilled] = []
+    for row in rows:
+        ticker = tickers.get(row.symbol)
+        if ticker is None or not limit_crossed(row.side, row.limit_price, ticker.bid, ticker.ask):
+            continue
+        async with session_factory() as session:
+            order = await session.scalar(select(Order).where(Order.id == row.id).with_for_update())
+            if order is None or order.status != "open":
+                continue
+            user = await session.get(User, order.user_id)
+            execution = await TradingService(session, market_data, config).fill_resting_order(
+                order, row.limit_price
+            )
+            if execution is None or user is None:
+                await session.rollback()
+                continue
+            await session.commit()
+            filled.append(LimitFilled(user.telegram_id, user.locale or user.language_code, execution))
+    return filled
 
 
 async def watch_protections(
@@ -339,8 +412,10 @@ __all__ = [
     "CloseLine",
     "ClosePreview",
     "CloseResult",
+    "LimitFilled",
     "OrderView",
     "PositionService",
     "Trigger",
+    "watch_limit_orders",
     "watch_protections",
 ]

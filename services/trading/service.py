@@ -21,7 +21,7 @@ from db.types import utcnow
 from services.errors import NotFoundError, ValidationError
 from services.exchanges.types import ExchangeClient, MarketInfo, OrderBook, Ticker
 from services.risk.limits import AccountState, RiskDecision, RiskLimits, check_order
-from services.trading.paper import Fill, round_step, walk_book
+from services.trading.paper import Fill, limit_fill, round_step, walk_book
 from services.trading.parser import AmountUnit, RequestKind, TradeRequest
 from services.trading.pnl import PositionState
 from services.users import UserProfile
@@ -113,6 +113,8 @@ class Execution:
     realized_pnl: Decimal | None
     position_amount: Decimal
     position_entry: Decimal
+    status: str = "filled"  # filled | open (a resting limit order)
+    order_type: str = "market"
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,9 +229,11 @@ class TradingService:
         held = balances[market.base].free if market.base in balances else ZERO
         quote_free = balances[market.quote].free if market.quote in balances else ZERO
 
-        if request.limit_price is not None:
-            raise ValidationError("trade.errors.limit_not_available")
         book = await client.fetch_order_book(market.symbol, 50)
+        if request.limit_price is not None:
+            return await self._preview_limit(
+                profile, account, exchange_id, client, market, request, book, balances, held, quote_free
+            )
         try:
             fill = self._estimate(book, market, side, request, held, quote_free)
         except ValidationError as exc:
@@ -263,6 +267,71 @@ class TradingService:
             fee=fill.fee,
             fee_rate=market.taker_fee,
             limit_price=None,
+            stop_loss=request.stop_loss,
+            take_profit=request.take_profit,
+            risk=risk,
+        )
+
+    async def _preview_limit(
+        self,
+        profile: TradingProfile,
+        account: ExchangeAccount,
+        exchange_id: str,
+        client: ExchangeClient,
+        market: MarketInfo,
+        request: TradeRequest,
+        book: OrderBook,
+        balances: dict[str, Any],
+        held: Decimal,
+        quote_free: Decimal,
+    ) -> OrderPreview:
+        assert request.limit_price is not None and request.side is not None
+        side = str(request.side)
+        price = client.price_to_precision(market.symbol, request.limit_price)
+        if price <= 0:
+            raise ValidationError("trade.errors.bad_limit_price")
+        unit, amount = request.amount_unit, request.amount
+        if unit is AmountUnit.QUOTE:
+            assert amount is not None
+            quantity = amount / price
+        elif unit is AmountUnit.BASE:
+            assert amount is not None
+            quantity = amount
+        else:
+            if held <= 0:
+                raise ValidationError("trade.errors.nothing_to_sell", asset=market.base)
+            quantity = held if unit is AmountUnit.ALL else held * (amount or ZERO) / HUNDRED
+        quantity = round_step(quantity, market.amount_step)
+        if quantity <= 0:
+            raise ValidationError(
+                "trade.errors.below_min_amount",
+                minimum=market.min_amount or market.amount_step,
+                unit=market.base,
+            )
+        fill = limit_fill(quantity, price, market.maker_fee)
+        self._check_minimums(market, fill)
+        if side == "buy" and fill.cost + fill.fee > quote_free:
+            raise InsufficientBalance(need=fill.cost + fill.fee, have=quote_free, asset=market.quote)
+        if side == "sell" and fill.amount > held:
+            raise InsufficientBalance(need=fill.amount, have=held, asset=market.base)
+        state = await self._account_state(profile, account, market, balances, book)
+        risk = check_order(self._limits(profile), state, side=side, notional=fill.cost, now=self.clock())
+        self._check_protections(side, price, request)
+        return OrderPreview(
+            account_id=account.id,
+            mode=PAPER if account.is_paper else "live",
+            exchange=exchange_id,
+            symbol=market.symbol,
+            base=market.base,
+            quote=market.quote,
+            side=side,
+            order_type="limit",
+            amount=fill.amount,
+            price=price,
+            cost=fill.cost,
+            fee=fill.fee,
+            fee_rate=market.maker_fee,
+            limit_price=price,
             stop_loss=request.stop_loss,
             take_profit=request.take_profit,
             risk=risk,
@@ -413,6 +482,8 @@ class TradingService:
             raise ConfirmationExpired()
         side = str(payload["side"])
         amount = Decimal(payload["amount"])
+        if payload.get("order_type") == "limit":
+            return await self._place_paper_limit(user, account, market, claimed, payload)
         fill = walk_book(book, side, market.taker_fee, amount=amount, amount_step=market.amount_step)  # type: ignore[arg-type]
         estimate = Decimal(payload["price"])
         moved = abs(fill.average_price - estimate) / estimate * HUNDRED
@@ -458,6 +529,118 @@ class TradingService:
         await self.session.commit()
         return execution
 
+    async def _place_paper_limit(
+        self,
+        user: UserProfile,
+        account: ExchangeAccount,
+        market: MarketInfo,
+        claimed: PendingAction,
+        payload: dict[str, Any],
+    ) -> Execution:
+        """Rest a limit order: reserve its funds now; the watcher fills it when the market crosses it."""
+        side = str(payload["side"])
+        amount, price = Decimal(payload["amount"]), Decimal(payload["limit_price"])
+        fill = limit_fill(amount, price, market.maker_fee)
+        await self.repo.balances(account.id, for_update=True)
+        if side == "buy":
+            row, reserve = await self.repo.balance_row(account.id, market.quote), fill.cost + fill.fee
+        else:
+            row, reserve = await self.repo.balance_row(account.id, market.base), amount
+        if row.free < reserve:
+            raise InsufficientBalance(need=reserve, have=row.free, asset=row.asset)
+        row.free -= reserve
+        row.locked += reserve
+        now = self.clock()
+        order = await self.repo.add_order(
+            Order(
+                user_id=user.id,
+                account_id=account.id,
+                position_id=None,
+                exchange=PAPER,
+                symbol=market.symbol,
+                side=side,
+                order_type="limit",
+                amount=amount,
+                limit_price=price,
+                client_order_id=f"cu{claimed.id}",
+                exchange_order_id=None,
+                status="open",
+                filled=ZERO,
+                average_price=None,
+                cost=ZERO,
+                fee=ZERO,
+                fee_asset=market.quote,
+                realized_pnl=ZERO,
+                reserved=reserve,
+                stop_loss=_d(payload.get("stop_loss")),
+                take_profit=_d(payload.get("take_profit")),
+                reason="manual",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await self.repo.finish_pending(claimed, "placed", order_id=order.id)
+        await self.audit.add(
+            "order.placed",
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            details={
+                "order_id": order.id,
+                "mode": PAPER,
+                "symbol": market.symbol,
+                "side": side,
+                "amount": str(amount),
+                "limit_price": str(price),
+            },
+        )
+        await self.session.commit()
+        position = await self.repo.open_position(account.id, market.symbol)
+        return Execution(
+            order_id=order.id,
+            mode=PAPER,
+            symbol=market.symbol,
+            side=side,
+            amount=amount,
+            average_price=price,
+            cost=fill.cost,
+            fee=fill.fee,
+            quote=market.quote,
+            realized_pnl=None,
+            position_amount=position.amount if position else ZERO,
+            position_entry=position.average_entry if position else ZERO,
+            status="open",
+            order_type="limit",
+        )
+
+    async def fill_resting_order(self, order: Order, price: Decimal) -> Execution | None:
+        """Fill a resting paper limit order at its price with the maker fee (the watcher calls this with the
+        order row locked); its reserved funds are released into the trade."""
+        if order.status != "open" or order.limit_price is None:
+            return None
+        account = await self.repo.account(order.account_id)
+        if account is None:
+            return None
+        client = self.market_data.public(self._exchange_of(account))
+        market = await client.market(order.symbol)
+        await self.repo.balances(account.id, for_update=True)
+        held_row = await self.repo.balance_row(
+            account.id, market.quote if order.side == "buy" else market.base
+        )
+        held_row.locked -= order.reserved
+        held_row.free += order.reserved
+        fill = limit_fill(order.amount, order.limit_price, market.maker_fee)
+        return await self._apply_paper_fill(
+            order.user_id,
+            account,
+            market,
+            order.side,
+            fill,
+            client_order_id=order.client_order_id,
+            stop_loss=order.stop_loss,
+            take_profit=order.take_profit,
+            existing=order,
+        )
+
     async def _apply_paper_fill(
         self,
         user: UserProfile | int,
@@ -470,6 +653,7 @@ class TradingService:
         stop_loss: Decimal | None = None,
         take_profit: Decimal | None = None,
         reason: str = "manual",
+        existing: Order | None = None,
     ) -> Execution:
         uid = user if isinstance(user, int) else user.id
         quote_row = await self.repo.balance_row(account.id, market.quote)
@@ -519,31 +703,43 @@ class TradingService:
                 )
         if position is not None:
             _store(position, state, now)
-        order = await self.repo.add_order(
-            Order(
-                user_id=uid,
-                account_id=account.id,
-                position_id=position.id if position else None,
-                exchange=PAPER,
-                symbol=market.symbol,
-                side=side,
-                order_type="market",
-                amount=fill.amount,
-                limit_price=None,
-                client_order_id=client_order_id,
-                exchange_order_id=None,
-                status="closed",
-                filled=fill.amount,
-                average_price=fill.average_price,
-                cost=fill.cost,
-                fee=fill.fee,
-                fee_asset=market.quote,
-                realized_pnl=realized or ZERO,
-                reason=reason,
-                created_at=now,
-                updated_at=now,
+        if existing is not None:
+            existing.status, existing.filled, existing.average_price = (
+                "closed",
+                fill.amount,
+                fill.average_price,
             )
-        )
+            existing.cost, existing.fee, existing.reserved = fill.cost, fill.fee, ZERO
+            existing.realized_pnl, existing.updated_at = realized or ZERO, now
+            existing.position_id = position.id if position else None
+            order = existing
+            await self.session.flush()
+        else:
+            order = await self.repo.add_order(
+                Order(
+                    user_id=uid,
+                    account_id=account.id,
+                    position_id=position.id if position else None,
+                    exchange=PAPER,
+                    symbol=market.symbol,
+                    side=side,
+                    order_type="market",
+                    amount=fill.amount,
+                    limit_price=None,
+                    client_order_id=client_order_id,
+                    exchange_order_id=None,
+                    status="closed",
+                    filled=fill.amount,
+                    average_price=fill.average_price,
+                    cost=fill.cost,
+                    fee=fill.fee,
+                    fee_asset=market.quote,
+                    realized_pnl=realized or ZERO,
+                    reason=reason,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         return Execution(
             order_id=order.id,
             mode=PAPER,
@@ -557,6 +753,7 @@ class TradingService:
             realized_pnl=realized,
             position_amount=state.amount,
             position_entry=state.average_entry,
+            order_type=order.order_type,
         )
 
     # ---------------------------------------------------------------------------------- portfolio

@@ -121,3 +121,60 @@ async def test_close_without_positions(stack: Stack) -> None:
     user = stack.user(5006)
     await user.send("/close all")
     assert "no open positions" in (await user.next_message()).text
+
+
+async def test_limit_buy_rests_reserves_funds_and_fills_when_crossed(stack: Stack) -> None:
+    user = stack.user(5007)
+    now = price(stack, "BTC/USDT")
+    limit = (now * D("0.97")).quantize(D("0.01"))
+    await user.send(f"/buy BTC 0.01 @ {limit}")
+    card = await user.next_message(timeout=10)
+    assert "limit" in card.text and "Limit price" in card.text
+    await user.press(card, text="✅ Confirm")
+    placed = await user.next_message(timeout=10)
+    assert "Limit buy placed" in placed.text
+    async with stack.app.session_factory() as session:
+        order = await session.scalar(select(Order))
+        usdt = await session.get(PaperBalance, (order.account_id, "USDT")) if order else None
+    assert order is not None and order.status == "open" and order.limit_price == limit
+    reserved = D("0.01") * limit * (1 + D("0.001"))
+    assert usdt is not None and usdt.locked == reserved and usdt.free == D(10000) - reserved
+
+    await user.expect_silence(0.6)  # above the limit: nothing happens
+    stack.exchanges["binance"].market.set_price("BTC/USDT", limit * D("0.99"))
+    filled = await user.next_message(timeout=10)
+    assert "Limit buy filled" in filled.text
+    async with stack.app.session_factory() as session:
+        order = await session.scalar(select(Order))
+        balances = {b.asset: (b.free, b.locked) for b in (await session.scalars(select(PaperBalance))).all()}
+        position = await session.scalar(select(Position))
+    assert order is not None and order.status == "closed" and order.average_price == limit
+    assert order.fee == D("0.01") * limit * D("0.001")
+    assert balances["USDT"] == (D(10000) - reserved, D(0))
+    assert balances["BTC"] == (D("0.01"), D(0))
+    assert position is not None and position.amount == D("0.01") and position.cost_basis == reserved
+
+
+async def test_cancel_a_resting_order_releases_its_funds(stack: Stack) -> None:
+    user = stack.user(5008)
+    await buy(user, "/buy ETH 200")
+    now = price(stack, "ETH/USDT")
+    async with stack.app.session_factory() as session:
+        eth = (await session.scalars(select(PaperBalance).where(PaperBalance.asset == "ETH"))).one().free
+    await user.send(f"/sell ETH all @ {(now * D('1.5')).quantize(D('0.01'))}")
+    card = await user.next_message(timeout=10)
+    await user.press(card, text="✅ Confirm")
+    placed = await user.next_message(timeout=10)
+    assert "Limit sell placed" in placed.text
+    async with stack.app.session_factory() as session:
+        row = (await session.scalars(select(PaperBalance).where(PaperBalance.asset == "ETH"))).one()
+        order = (await session.scalars(select(Order).where(Order.status == "open"))).one()
+    assert (row.free, row.locked) == (D(0), eth)
+    await user.send(f"/cancel {order.id}")
+    assert f"Cancelled #{order.id}" in (await user.next_message()).text
+    async with stack.app.session_factory() as session:
+        row = (await session.scalars(select(PaperBalance).where(PaperBalance.asset == "ETH"))).one()
+        order = await session.get(Order, order.id)
+    assert (row.free, row.locked) == (eth, D(0)) and order is not None and order.status == "canceled"
+    await user.send("/cancel all")
+    assert "no open orders" in (await user.next_message()).text
