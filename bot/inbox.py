@@ -24,12 +24,13 @@ import structlog
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.metrics import Metrics
 from bot.middlewares.database import InboxTicket
 from bot.settings import InboxSettings
 from db.repositories import InboxClaim, InboxRepository
+from db.repositories.inbox import store_claimed
 from db.types import utcnow
 
 log = structlog.get_logger(__name__)
@@ -91,6 +92,7 @@ class InboxProcessor:
         self.settings = settings
         self.metrics = metrics
         self.lease = timedelta(seconds=settings.lease_seconds)
+        self._engine: AsyncEngine = session_factory.kw["bind"]
         self._semaphore = asyncio.Semaphore(settings.concurrency)
         self._locks = _KeyedLocks()
         self._tasks: dict[int, tuple[asyncio.Task[None], InboxClaim]] = {}
@@ -112,11 +114,10 @@ class InboxProcessor:
     async def receive(self, payload: Any, *, source: str) -> bool:
         """Store one update; True when it is new (and now being handled), False for a redelivery."""
         update = self.parse(payload)
-        async with self.session_factory() as session:
-            claim = await InboxRepository(session).store_claimed(
-                self.bot_id, update.update_id, payload, now=utcnow(), lease=self.lease
+        async with self._engine.begin() as connection:
+            claim = await store_claimed(
+                connection, self.bot_id, update.update_id, payload, now=utcnow(), lease=self.lease
             )
-            await session.commit()
         if claim is None:
             self.metrics.updates_duplicate.labels(source).inc()
             return False

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.models import InboxUpdate
 
@@ -75,6 +75,34 @@ _FINISH = (
 )
 
 
+async def store_claimed(
+    connection: AsyncConnection,
+    bot_id: int,
+    update_id: int,
+    payload: dict[str, Any],
+    *,
+    now: datetime,
+    lease: timedelta,
+) -> InboxClaim | None:
+    """Store a new update already claimed by the caller; None when it was received before.
+
+    Runs on a plain connection (no ORM session): it is the first thing every update costs."""
+    result = await connection.execute(
+        _store_statement(connection.dialect.name),
+        {
+            "p_bot_id": bot_id,
+            "p_update_id": update_id,
+            "p_payload": payload,
+            "p_locked_until": now + lease,
+            "p_received_at": now,
+        },
+    )
+    row_id = result.scalar_one_or_none()
+    if row_id is None:
+        return None
+    return InboxClaim(id=row_id, bot_id=bot_id, update_id=update_id, payload=payload, attempt=1)
+
+
 class InboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -83,21 +111,9 @@ class InboxRepository:
         self, bot_id: int, update_id: int, payload: dict[str, Any], *, now: datetime, lease: timedelta
     ) -> InboxClaim | None:
         """Store a new update already claimed by the caller; None when it was received before."""
-        connection = await self.session.connection()
-        result = await connection.execute(
-            _store_statement(connection.dialect.name),
-            {
-                "p_bot_id": bot_id,
-                "p_update_id": update_id,
-                "p_payload": payload,
-                "p_locked_until": now + lease,
-                "p_received_at": now,
-            },
+        return await store_claimed(
+            await self.session.connection(), bot_id, update_id, payload, now=now, lease=lease
         )
-        row_id = result.scalar_one_or_none()
-        if row_id is None:
-            return None
-        return InboxClaim(id=row_id, bot_id=bot_id, update_id=update_id, payload=payload, attempt=1)
 
     async def claim_due(
         self, bot_id: int, *, now: datetime, lease: timedelta, limit: int, max_attempts: int
