@@ -33,6 +33,7 @@ from services.i18n import I18n
 from services.risk.limits import RiskLimits
 from services.tenants import TenantInfo
 from services.throttling import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from services.trading.accounts import AccountService
 from services.trading.service import TradingConfig, TradingService
 
 
@@ -120,6 +121,7 @@ def build_dispatcher(
     redis: Redis | None,
     storage: BaseStorage,
     exchanges: ExchangeRegistry,
+    secret_box: SecretBox,
 ) -> Dispatcher:
     admin_ids = frozenset(settings.admin_ids)
     dispatcher = Dispatcher(
@@ -140,7 +142,20 @@ def build_dispatcher(
     dispatcher.update.outer_middleware(I18nMiddleware())
     config = trading_config(settings)
     dispatcher.update.outer_middleware(
-        ServicesMiddleware(trading=lambda session: TradingService(session, exchanges, config))
+        ServicesMiddleware(
+            trading=lambda session: TradingService(
+                session,
+                exchanges,
+                config,
+                credentials=AccountService(
+                    session, exchanges, secret_box, config=config, redact=register_secret
+                ).credentials,
+                private=exchanges.private,
+            ),
+            accounts=lambda session: AccountService(
+                session, exchanges, secret_box, config=config, redact=register_secret
+            ),
+        )
     )
     dispatcher.include_router(build_root_router())
     return dispatcher
@@ -160,6 +175,7 @@ def build_application(settings: Settings) -> Application:
     bot = build_bot(settings)
     storage: BaseStorage = RedisStorage(redis) if redis is not None else MemoryStorage()
     exchanges = build_exchanges(settings)
+    secret_box = SecretBox(master_key.get_secret_value())
     dispatcher = build_dispatcher(
         settings=settings,
         i18n=i18n,
@@ -169,6 +185,7 @@ def build_application(settings: Settings) -> Application:
         redis=redis,
         storage=storage,
         exchanges=exchanges,
+        secret_box=secret_box,
     )
     inbox = InboxProcessor(
         bot=bot,
@@ -195,6 +212,6 @@ def build_application(settings: Settings) -> Application:
         metrics=metrics,
         inbox=inbox,
         health=health,
-        secret_box=SecretBox(master_key.get_secret_value()),
+        secret_box=secret_box,
         exchanges=exchanges,
     )

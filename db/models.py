@@ -144,6 +144,7 @@ class Order(Base):
     __table_args__ = (
         UniqueConstraint("client_order_id"),
         Index("ix_orders_account_status", "account_id", "status"),
+        Index("ix_orders_account_updated", "account_id", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

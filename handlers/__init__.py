@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import errors, fallback, menu, positions, settings, start, trading
+from handlers import accounts, errors, fallback, menu, positions, settings, start, trading
 
 
 def build_root_router() -> Router:
@@ -12,6 +12,7 @@ def build_root_router() -> Router:
     root = Router(name="root")
     root.include_routers(
         errors.build_router(),
+        accounts.build_router(),  # first: its connect wizard must see every message of a user inside it
         start.build_router(),
         settings.build_router(),
         trading.build_router(),

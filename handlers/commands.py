@@ -6,7 +6,20 @@ from aiogram.types import BotCommand
 
 from services.i18n import Translator
 
-COMMANDS = ("start", "menu", "buy", "sell", "balance", "positions", "pnl", "settings", "language", "help")
+COMMANDS = (
+    "start",
+    "menu",
+    "buy",
+    "sell",
+    "balance",
+    "positions",
+    "pnl",
+    "connect",
+    "accounts",
+    "settings",
+    "language",
+    "help",
+)
 
 
 def bot_commands(t: Translator) -> list[BotCommand]:

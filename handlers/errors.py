@@ -12,6 +12,7 @@ from aiogram.types import ErrorEvent
 
 from handlers.render import plain
 from services.errors import AppError
+from services.exchanges.types import exchange_name
 from services.i18n import I18n, Translator
 
 log = structlog.get_logger(__name__)
@@ -47,7 +48,10 @@ async def on_app_error(event: ErrorEvent, **data: Any) -> None:
     exc = event.exception
     assert isinstance(exc, AppError)
     t = _translator(data)
-    await _tell(event, t(exc.message_key, **exc.params))
+    params = dict(exc.params)
+    if isinstance(params.get("exchange"), str):
+        params["exchange"] = exchange_name(params["exchange"])
+    await _tell(event, t(exc.message_key, **params))
 
 
 async def on_unexpected_error(event: ErrorEvent, **data: Any) -> None:

@@ -11,6 +11,7 @@ from handlers.filters import PRIVATE
 from handlers.render import plain, show
 from keyboards.menu import MenuCB
 from keyboards.trading import OrderCB, ViewCB, confirm_keyboard, portfolio_keyboard, trade_menu_keyboard
+from services.exchanges.types import exchange_name
 from services.i18n import Html, Translator
 from services.trading.parser import parse_trade_command
 from services.trading.service import (
@@ -71,7 +72,7 @@ def render_card(t: Translator, preview: OrderPreview, ttl: int) -> str:
         side=t(f"trade.side.{preview.side}"),
         symbol=preview.symbol,
         mode=t(f"trade.mode.{preview.mode}"),
-        exchange=preview.exchange.capitalize(),
+        exchange=exchange_name(preview.exchange),
         amount=fmt.amount(preview.amount),
         base=preview.base,
         price=fmt.price(preview.price),

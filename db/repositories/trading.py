@@ -101,7 +101,10 @@ class TradingRepository:
     async def realized_since(self, account_id: int, since: datetime) -> Decimal:
         """Realised PnL of the account's orders filled since a moment (summed exactly in Python)."""
         stmt = select(Order.realized_pnl).where(
-            Order.account_id == account_id, Order.updated_at >= since, Order.status == "closed"
+            Order.account_id == account_id,
+            Order.updated_at >= since,
+            Order.side == "sell",  # only sales realise anything
+            Order.status == "closed",
         )
         return sum((value for value in (await self.session.scalars(stmt)).all()), Decimal(0))
 

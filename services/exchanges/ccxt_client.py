@@ -20,6 +20,7 @@ import ccxt.async_support as ccxt
 from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
 
 from services.exchanges.breaker import CircuitBreaker
+from services.exchanges.cache import SingleFlightCache
 from services.exchanges.errors import (
     DuplicateOrderError,
     ExchangeAuthError,
@@ -124,6 +125,7 @@ class CcxtExchangeClient:
         lookup_base_delay: float = 0.25,
         sleep: Sleep = asyncio.sleep,
         rate_limit: bool = True,
+        public_cache_ttl: float = 0.0,
     ) -> None:
         if exchange_id not in EXCHANGES:
             raise ValueError(f"unsupported exchange {exchange_id!r}; expected one of {EXCHANGES}")
@@ -131,6 +133,10 @@ class CcxtExchangeClient:
             raise ValueError("markets_source must be a client of the same exchange")
         self.exchange_id = exchange_id
         self.breaker = breaker
+        # Order books and tickers are public: a private client shares its public client's cache.
+        self.public_cache: SingleFlightCache = (
+            markets_source.public_cache if markets_source is not None else SingleFlightCache(public_cache_ttl)
+        )
         self._credentials = credentials
         self._source = markets_source
         self._retry_attempts = retry_attempts
@@ -337,12 +343,22 @@ class CcxtExchangeClient:
 
     async def fetch_ticker(self, symbol: str) -> Ticker:
         info = await self.market(symbol)
-        raw = await self._call(lambda: self._exchange.fetch_ticker(info.symbol))
-        return self._ticker(info.symbol, raw)
+
+        async def fetch() -> Ticker:
+            raw = await self._call(lambda: self._exchange.fetch_ticker(info.symbol))
+            return self._ticker(info.symbol, raw)
+
+        return await self.public_cache.get(("ticker", info.symbol), fetch)
 
     async def fetch_tickers(self, symbols: list[str] | None = None) -> dict[str, Ticker]:
         infos = await self._ensure_markets()
-        wanted = [self._lookup(s).symbol for s in symbols] if symbols else None
+        wanted = sorted({self._lookup(s).symbol for s in symbols}) if symbols else None
+        key = ("tickers", tuple(wanted) if wanted else None)
+        return await self.public_cache.get(key, lambda: self._fetch_tickers(infos, wanted))
+
+    async def _fetch_tickers(
+        self, infos: dict[str, MarketInfo], wanted: list[str] | None
+    ) -> dict[str, Ticker]:
         raw = await self._call(lambda: self._exchange.fetch_tickers(wanted))
         keep = set(wanted) if wanted else set(infos)
         result: dict[str, Ticker] = {}
@@ -361,8 +377,15 @@ class CcxtExchangeClient:
             return max(1, min(limit, cap))
         return next((depth for depth in allowed if depth >= limit), allowed[-1])
 
-    async def fetch_order_book(self, symbol: str, limit: int = 50) -> OrderBook:
+    async def fetch_order_book(
+        self, symbol: str, limit: int = 50, *, max_age: float | None = None
+    ) -> OrderBook:
+        """`max_age=0` for a book to fill against: never older than the decision to trade."""
         info = await self.market(symbol)
+        key = ("book", info.symbol, limit)
+        return await self.public_cache.get(key, lambda: self._fetch_book(info, limit), max_age=max_age)
+
+    async def _fetch_book(self, info: MarketInfo, limit: int) -> OrderBook:
         depth = self._book_depth(limit)
         raw = await self._call(lambda: self._exchange.fetch_order_book(info.symbol, depth))
 

@@ -32,6 +32,7 @@ class ExchangeConfig:
     lookup_attempts: int = 4  # lookups by client order id after a failed order creation
     lookup_base_delay: float = 0.25
     rate_limit: bool = True  # ccxt's throttle (Kraken: ~1 request/s per client); tests turn it off
+    public_cache_ttl: float = 0.3  # seconds an order book or ticker is shared between callers
 
 
 def configs_from_settings(settings: Any) -> dict[str, ExchangeConfig]:
@@ -129,6 +130,7 @@ class ExchangeRegistry:
             lookup_attempts=cfg.lookup_attempts,
             lookup_base_delay=cfg.lookup_base_delay,
             rate_limit=cfg.rate_limit,
+            public_cache_ttl=cfg.public_cache_ttl,
         )
 
     def public(self, exchange_id: str) -> CcxtExchangeClient:

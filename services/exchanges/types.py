@@ -10,6 +10,12 @@ Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit"]
 OrderStatus = Literal["open", "closed", "canceled", "rejected", "expired"]
 EXCHANGES = ("binance", "kraken", "kucoin")
+EXCHANGE_NAMES = {"binance": "Binance", "kraken": "Kraken", "kucoin": "KuCoin"}
+
+
+def exchange_name(exchange_id: str | None) -> str:
+    """How people write the exchange's name."""
+    return EXCHANGE_NAMES.get(exchange_id or "", (exchange_id or "").capitalize())
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +107,9 @@ class ExchangeClient(Protocol):
     async def market(self, symbol: str) -> MarketInfo: ...
     async def fetch_ticker(self, symbol: str) -> Ticker: ...
     async def fetch_tickers(self, symbols: list[str] | None = None) -> dict[str, Ticker]: ...
-    async def fetch_order_book(self, symbol: str, limit: int = 50) -> OrderBook: ...
+    async def fetch_order_book(
+        self, symbol: str, limit: int = 50, *, max_age: float | None = None
+    ) -> OrderBook: ...
     async def fetch_ohlcv(
         self, symbol: str, timeframe: str, since_ms: int | None = None, limit: int = 500
     ) -> list[Candle]: ...

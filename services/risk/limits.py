@@ -10,6 +10,7 @@ from typing import Any
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,11 @@ def check_order(
         return RiskDecision(
             False,
             "risk.daily_loss",
-            {"loss": -state.realized_today, "limit": loss_limit, "pct": limits.max_daily_loss_pct},
+            {
+                "loss": (-state.realized_today).quantize(CENT),
+                "limit": loss_limit.quantize(CENT),
+                "pct": limits.max_daily_loss_pct,
+            },
         )
     if not state.has_position and state.open_positions >= limits.max_open_positions:
         return RiskDecision(
@@ -78,8 +83,8 @@ def check_order(
             {
                 "pct": (after / equity * HUNDRED).quantize(Decimal("0.1")),
                 "limit_pct": limits.max_position_pct,
-                "over": after - max_value,
-                "max_order": max(max_value - state.position_value, ZERO),
+                "over": (after - max_value).quantize(CENT),
+                "max_order": max(max_value - state.position_value, ZERO).quantize(CENT),
             },
         )
     return RiskDecision(True)

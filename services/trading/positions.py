@@ -79,6 +79,12 @@ class Trigger:
     trigger_price: Decimal
 
 
+def _paper_only(account: ExchangeAccount) -> None:
+    """Closing, protections and the kill switch on live accounts come with native exchange orders."""
+    if not account.is_paper:
+        raise ValidationError("trade.errors.live_positions_not_available")
+
+
 def _end_of_day(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
 
@@ -96,6 +102,7 @@ class PositionService:
     async def preview_close(self, user: UserProfile, target: str, *, kind: str = "close") -> ClosePreview:
         """`target`: a symbol, or "ALL". The card lists what would be sold and the estimated result."""
         _, account = await self.trading.active_account(user)
+        _paper_only(account)
         positions = await self.repo.open_positions(account.id)
         if target.upper() != "ALL":
             positions = [p for p in positions if p.symbol == target]
@@ -176,7 +183,7 @@ class PositionService:
             return None
         client = self.trading.market_data.public(self.trading._exchange_of(account))
         market = await client.market(symbol)
-        book = await client.fetch_order_book(symbol, 50)
+        book = await client.fetch_order_book(symbol, 50, max_age=0)
         balances = await self.repo.balances(account.id, for_update=True)
         held = balances[market.base].free if market.base in balances else ZERO
         amount = min(position.amount, held)
@@ -198,6 +205,7 @@ class PositionService:
     ) -> tuple[Position, Decimal]:
         """Set (or clear, with None) the stop-loss or take-profit; returns the position and the price now."""
         _, account = await self.trading.active_account(user)
+        _paper_only(account)
         position = await self.repo.open_position(account.id, symbol, for_update=True)
         if position is None:
             raise NotFoundError("trade.errors.no_position", symbol=symbol)
@@ -380,7 +388,9 @@ async def _fire(
             return None
         trading = TradingService(session, market_data, config)
         market = await market_data.public(config.default_exchange).market(position.symbol)
-        book = await market_data.public(config.default_exchange).fetch_order_book(position.symbol, 50)
+        book = await market_data.public(config.default_exchange).fetch_order_book(
+            position.symbol, 50, max_age=0
+        )
         if kind == "sl" and book.bids and book.bids[0][0] > level:
             return None  # the market came back above the stop before we could act
         balances = await trading.repo.balances(account.id, for_update=True)

@@ -7,6 +7,7 @@ the exchange layer with a deterministic client order id stored before anything i
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -18,8 +19,8 @@ from db.models import ExchangeAccount, Order, PendingAction, Position, TradingPr
 from db.repositories import AuditRepository
 from db.repositories.trading import TradingRepository
 from db.types import utcnow
-from services.errors import NotFoundError, ValidationError
-from services.exchanges.types import ExchangeClient, MarketInfo, OrderBook, Ticker
+from services.errors import AppError, NotFoundError, ValidationError
+from services.exchanges.types import Credentials, ExchangeClient, MarketInfo, OrderBook, OrderResult, Ticker
 from services.risk.limits import AccountState, RiskDecision, RiskLimits, check_order
 from services.trading.paper import Fill, limit_fill, round_step, walk_book
 from services.trading.parser import AmountUnit, RequestKind, TradeRequest
@@ -35,6 +36,19 @@ class MarketData(Protocol):
     """Public market data of an exchange (the exchange registry)."""
 
     def public(self, exchange_id: str) -> ExchangeClient: ...
+
+
+CredentialsSource = Callable[[ExchangeAccount], Awaitable[Credentials]]
+PrivateClients = Callable[[str, Credentials], ExchangeClient]
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """A balance line of a live account, shaped like a paper balance row."""
+
+    asset: str
+    free: Decimal
+    locked: Decimal
 
 
 class ConfirmationExpired(ValidationError):
@@ -167,6 +181,8 @@ class TradingService:
         config: TradingConfig,
         *,
         clock: Any = utcnow,
+        credentials: CredentialsSource | None = None,
+        private: PrivateClients | None = None,
     ) -> None:
         self.session = session
         self.repo = TradingRepository(session)
@@ -174,6 +190,8 @@ class TradingService:
         self.market_data = market_data
         self.config = config
         self.clock = clock
+        self.credentials = credentials
+        self.private = private
 
     # ---------------------------------------------------------------------------------- accounts
 
@@ -219,13 +237,18 @@ class TradingService:
         if request.kind is not RequestKind.ORDER or request.side is None or request.symbol is None:
             raise ValidationError("trade.errors.not_an_order")
         profile, account = await self.active_account(user)
-        if not account.is_paper:
-            raise ValidationError("trade.errors.live_not_available")
         exchange_id = self._exchange_of(account)
         client = self.market_data.public(exchange_id)
-        market = await client.market(request.symbol)
         side = str(request.side)
-        balances = await self.repo.balances(account.id)
+        balances: dict[str, Any]
+        if account.is_paper:
+            balances = dict(await self.repo.balances(account.id))
+            await self.session.commit()  # no transaction (or SQLite write lock) held across network calls
+        else:
+            if request.limit_price is not None:
+                raise ValidationError("trade.errors.limit_live_not_available")
+            balances = await self.live_balances(account)
+        market = await client.market(request.symbol)
         held = balances[market.base].free if market.base in balances else ZERO
         quote_free = balances[market.quote].free if market.quote in balances else ZERO
 
@@ -271,6 +294,21 @@ class TradingService:
             take_profit=request.take_profit,
             risk=risk,
         )
+
+    async def live_balances(self, account: ExchangeAccount) -> dict[str, Any]:
+        """A live account's balances, read from the exchange with its own key."""
+        if self.credentials is None or self.private is None:
+            raise ValidationError("trade.errors.live_not_available")
+        credentials = await self.credentials(account)
+        await self.session.commit()  # no transaction held across the exchange call
+        client = self.private(account.exchange, credentials)
+        try:
+            balances = await client.fetch_balance()
+        finally:
+            await client.close()
+        return {
+            asset: Holding(asset, b.free, b.used) for asset, b in balances.items() if b.total and b.total > 0
+        }
 
     async def _preview_limit(
         self,
@@ -404,7 +442,7 @@ class TradingService:
         balances: dict[str, Any],
         book: OrderBook,
     ) -> AccountState:
-        prices = await self._prices(account, balances, known={market.base: _mid(book)})
+        prices = await self._prices(account, balances, known={market.base: _mid(book)})  # network first
         equity = _equity(balances, prices, self.config.paper_quote)
         positions = await self.repo.open_positions(account.id)
         held = balances[market.base].free if market.base in balances else ZERO
@@ -474,9 +512,10 @@ class TradingService:
         account = await self.repo.account(int(payload["account_id"]))
         if account is None or account.removed_at is not None:
             raise ConfirmationExpired()
+        await self.session.commit()  # no transaction (or SQLite write lock) held across network calls
         client = self.market_data.public(str(payload["exchange"]))
         market = await client.market(str(payload["symbol"]))
-        book = await client.fetch_order_book(market.symbol, 50)  # network first, then one short transaction
+        book = await client.fetch_order_book(market.symbol, 50, max_age=0)  # fresh: the fill
         claimed = await self.repo.claim_pending(token, user.id, self.clock())
         if claimed is None:
             raise ConfirmationExpired()
@@ -491,6 +530,8 @@ class TradingService:
             await self.repo.finish_pending(claimed, "price_moved")
             await self.session.flush()
             raise PriceMoved(estimate=estimate, price=fill.average_price, pct=moved.quantize(Decimal("0.01")))
+        if not account.is_paper:
+            return await self._execute_live(user, account, market, claimed, payload)
         profile, _ = await self.active_account(user)
         balances = await self.repo.balances(account.id, for_update=True)
         if side == "buy":
@@ -528,6 +569,155 @@ class TradingService:
         )
         await self.session.commit()
         return execution
+
+    async def _execute_live(
+        self,
+        user: UserProfile,
+        account: ExchangeAccount,
+        market: MarketInfo,
+        claimed: PendingAction,
+        payload: dict[str, Any],
+    ) -> Execution:
+        """Send a confirmed order to the exchange. Its row, with the deterministic client order id, is
+        committed before anything is sent; a timeout or 5xx is reconciled by that id in the exchange layer,
+        never resent; the outcome (filled, not placed, unknown) is recorded either way."""
+        if self.credentials is None or self.private is None:
+            raise ValidationError("trade.errors.live_not_available")
+        side = str(payload["side"])
+        amount = Decimal(payload["amount"])
+        now = self.clock()
+        order = await self.repo.add_order(
+            Order(
+                user_id=user.id,
+                account_id=account.id,
+                position_id=None,
+                exchange=account.exchange,
+                symbol=market.symbol,
+                side=side,
+                order_type="market",
+                amount=amount,
+                limit_price=None,
+                client_order_id=f"cu{claimed.id}",
+                exchange_order_id=None,
+                status="sending",
+                filled=ZERO,
+                average_price=None,
+                cost=ZERO,
+                fee=ZERO,
+                fee_asset=None,
+                realized_pnl=ZERO,
+                reserved=ZERO,
+                stop_loss=_d(payload.get("stop_loss")),
+                take_profit=_d(payload.get("take_profit")),
+                reason="manual",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await self.repo.finish_pending(claimed, "sending", order_id=order.id)
+        credentials = await self.credentials(account)
+        await self.session.commit()
+        client = self.private(account.exchange, credentials)
+        try:
+            result = await client.place_order(
+                market.symbol,
+                "buy" if side == "buy" else "sell",
+                "market",
+                amount,
+                None,
+                order.client_order_id,
+            )
+        except AppError as exc:
+            order.status = "unknown" if exc.message_key == "exchange.order_outcome_unknown" else "rejected"
+            order.error, order.updated_at = exc.message_key[:255], self.clock()
+            await self.session.commit()
+            raise
+        finally:
+            await client.close()
+        execution = await self._record_live_fill(user.id, account, market, order, result)
+        await self.audit.add(
+            "order.filled",
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            details={
+                "order_id": order.id,
+                "mode": "live",
+                "exchange": account.exchange,
+                "symbol": market.symbol,
+                "side": side,
+                "amount": str(execution.amount),
+                "price": str(execution.average_price),
+            },
+        )
+        await self.session.commit()
+        return execution
+
+    async def _record_live_fill(
+        self, user_id: int, account: ExchangeAccount, market: MarketInfo, order: Order, result: OrderResult
+    ) -> Execution:
+        """Book an exchange fill on the order and the position (fees converted to the quote asset)."""
+        now = self.clock()
+        price = result.average_price or (result.cost / result.filled if result.filled else ZERO)
+        fee_quote = result.fee if result.fee_asset in (None, market.quote) else result.fee * price
+        received = (
+            result.filled - result.fee
+            if result.fee_asset == market.base and order.side == "buy"
+            else result.filled
+        )
+        order.exchange_order_id = result.exchange_order_id
+        order.status = "closed" if result.status == "closed" else result.status
+        order.filled, order.average_price, order.cost = result.filled, price, result.cost
+        order.fee, order.fee_asset, order.updated_at = result.fee, result.fee_asset, now
+        position = await self.repo.open_position(account.id, market.symbol, for_update=True)
+        realized: Decimal | None = None
+        if order.side == "buy" and received > 0:
+            if position is None:
+                position = await self.repo.add_position(
+                    Position(
+                        user_id=user_id,
+                        account_id=account.id,
+                        exchange=account.exchange,
+                        symbol=market.symbol,
+                        status="open",
+                        amount=ZERO,
+                        average_entry=ZERO,
+                        cost_basis=ZERO,
+                        fees=ZERO,
+                        realized_pnl=ZERO,
+                        opened_at=now,
+                    )
+                )
+            state = _state(position).after_buy(received, result.cost, fee_quote)
+            if order.stop_loss is not None:
+                position.stop_loss = order.stop_loss
+            if order.take_profit is not None:
+                position.take_profit = order.take_profit
+            _store(position, state, now)
+        elif order.side == "sell" and position is not None and position.amount > 0 and result.filled > 0:
+            sold = min(result.filled, position.amount)
+            state, realized = _state(position).after_sell(
+                sold, result.cost * sold / result.filled, fee_quote * sold / result.filled
+            )
+            _store(position, state, now)
+        else:
+            state = _state(position) if position is not None else PositionState()
+        order.realized_pnl = realized or ZERO
+        order.position_id = position.id if position is not None else None
+        await self.session.flush()
+        return Execution(
+            order_id=order.id,
+            mode="live",
+            symbol=market.symbol,
+            side=order.side,
+            amount=received,
+            average_price=price,
+            cost=result.cost,
+            fee=fee_quote,
+            quote=market.quote,
+            realized_pnl=realized,
+            position_amount=state.amount,
+            position_entry=state.average_entry,
+        )
 
     async def _place_paper_limit(
         self,

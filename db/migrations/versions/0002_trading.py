@@ -126,6 +126,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('client_order_id', name=op.f('uq_orders_client_order_id'))
     )
     op.create_index('ix_orders_account_status', 'orders', ['account_id', 'status'], unique=False)
+    op.create_index('ix_orders_account_updated', 'orders', ['account_id', 'updated_at'], unique=False)
     op.create_index(op.f('ix_orders_user_id'), 'orders', ['user_id'], unique=False)
 
 
@@ -133,6 +134,7 @@ def upgrade() -> None:
 def downgrade() -> None:
 
     op.drop_index(op.f('ix_orders_user_id'), table_name='orders')
+    op.drop_index('ix_orders_account_updated', table_name='orders')
     op.drop_index('ix_orders_account_status', table_name='orders')
     op.drop_table('orders')
     op.drop_table('trading_profiles')
