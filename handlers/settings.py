@@ -9,7 +9,9 @@ from handlers.commands import bot_commands
 from handlers.filters import PRIVATE
 from handlers.render import show
 from keyboards.menu import LanguageCB, MenuCB, language_keyboard, main_menu, settings_keyboard
+from services.exchanges.types import exchange_name
 from services.i18n import I18n, Translator
+from services.trading.service import TradingService
 from services.users import UserProfile, UserService
 
 
@@ -24,22 +26,33 @@ def build_router() -> Router:
     return router
 
 
-def _settings_text(i18n: Translator, user: UserProfile, locale: str) -> str:
+async def _settings_text(i18n: Translator, user: UserProfile, locale: str, trading: TradingService) -> str:
+    _, account = await trading.active_account(user)
+    mode = (
+        i18n("modes.paper")
+        if account.is_paper
+        else f"{i18n('modes.live')} · {exchange_name(account.exchange)}"
+    )
     return i18n(
         "settings.title",
         language=i18n(f"language.names.{locale}"),
         tier=i18n(f"tiers.{user.tier}"),
-        mode=i18n("modes.paper"),
+        mode=mode,
         since=user.created_at.strftime("%Y-%m-%d"),
     )
 
 
-async def cmd_settings(message: Message, user: UserProfile, i18n: Translator, locale: str) -> None:
-    await message.answer(_settings_text(i18n, user, locale), reply_markup=settings_keyboard(i18n))
+async def cmd_settings(
+    message: Message, user: UserProfile, i18n: Translator, locale: str, trading: TradingService
+) -> None:
+    text = await _settings_text(i18n, user, locale, trading)
+    await message.answer(text, reply_markup=settings_keyboard(i18n))
 
 
-async def on_settings(query: CallbackQuery, user: UserProfile, i18n: Translator, locale: str) -> None:
-    await show(query, _settings_text(i18n, user, locale), settings_keyboard(i18n))
+async def on_settings(
+    query: CallbackQuery, user: UserProfile, i18n: Translator, locale: str, trading: TradingService
+) -> None:
+    await show(query, await _settings_text(i18n, user, locale, trading), settings_keyboard(i18n))
 
 
 async def cmd_language(message: Message, i18n: Translator, i18n_hub: I18n, locale: str) -> None:

@@ -46,6 +46,7 @@ def back_to_menu(t: Translator) -> InlineKeyboardMarkup:
 def settings_keyboard(t: Translator) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=t("settings.language_button"), callback_data=MenuCB(section="language"))
+    builder.button(text=t("accounts.buttons.list"), callback_data=MenuCB(section="accounts"))
     builder.button(text=t("menu.back"), callback_data=MenuCB(section="home"))
     builder.adjust(1)
     return builder.as_markup()

@@ -21,6 +21,7 @@ async def test_outage_opens_the_breaker_and_recovers(tmp_path: Path, sqlite_url:
 
         binance = stack.exchanges["binance"]
         binance.outage(True)
+        await asyncio.sleep(0.5)  # past the 300 ms sharing of public market data
         await user.send("/buy BTC 100")
         first = await user.next_message(timeout=15)
         assert "Binance" in first.text or "binance" in first.text
