@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
@@ -9,11 +11,19 @@ from aiogram.types import CallbackQuery, Message
 from handlers import format as fmt
 from handlers.filters import PRIVATE
 from handlers.render import plain, show
-from keyboards.trading import CloseCB, close_keyboard
+from handlers.trading import render_card
+from keyboards.trading import CloseCB, close_keyboard, confirm_keyboard
 from services.i18n import Html, Translator
-from services.trading.parser import RequestKind, parse_trade_command
+from services.trading.parser import (
+    AmountUnit,
+    OrderType,
+    RequestKind,
+    Side,
+    TradeRequest,
+    parse_trade_command,
+)
 from services.trading.positions import ClosePreview, CloseResult, PositionService
-from services.trading.service import ConfirmationExpired, TradingService
+from services.trading.service import ConfirmationExpired, RiskRefused, TradingService
 from services.users import UserProfile
 
 
@@ -50,6 +60,10 @@ async def cmd_close(
 ) -> None:
     request = parse_trade_command("close", command.args or "")
     assert request.kind is RequestKind.CLOSE and request.target is not None
+    _, account = await trading.active_account(user)
+    if not account.is_paper and request.target.upper() != "ALL":
+        await _close_live(message, request.target, user, i18n, trading)
+        return
     preview = await PositionService(trading).preview_close(user, request.target)
     what = i18n("trade.close.all") if request.target.upper() == "ALL" else request.target
     text = i18n(
@@ -57,13 +71,37 @@ async def cmd_close(
         what=what,
         mode=i18n("trade.mode.paper"),
         lines=Html(_lines(i18n, preview)),
-        proceeds=fmt.money(
-            sum((line.proceeds for line in preview.lines), start=type(preview.lines[0].proceeds)(0))
-        ),
+        proceeds=fmt.money(sum((line.proceeds for line in preview.lines), start=Decimal(0))),
         quote=preview.quote,
         ttl=int(trading.config.confirm_ttl.total_seconds()),
     )
     await message.answer(text, reply_markup=close_keyboard(i18n, preview.token))
+
+
+async def _close_live(
+    message: Message, symbol: str, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    """On a live account, closing one position is a confirmed market sell of exactly its amount."""
+    position = await trading.position(user, symbol)
+    base, quote = position.symbol.split("/")
+    order = TradeRequest(
+        kind=RequestKind.ORDER,
+        side=Side.SELL,
+        symbol=position.symbol,
+        base=base,
+        quote=quote,
+        amount=position.amount,
+        amount_unit=AmountUnit.BASE,
+        order_type=OrderType.MARKET,
+    )
+    preview = await trading.preview(user, order)
+    if not preview.risk.allowed:
+        raise RiskRefused(preview.risk)
+    confirmation = await trading.request_confirmation(user, preview)
+    ttl = int(trading.config.confirm_ttl.total_seconds())
+    await message.answer(
+        render_card(i18n, preview, ttl), reply_markup=confirm_keyboard(i18n, confirmation.token)
+    )
 
 
 async def cmd_panic(message: Message, user: UserProfile, i18n: Translator, trading: TradingService) -> None:

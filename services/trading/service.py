@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -698,6 +698,12 @@ class TradingService:
             state, realized = _state(position).after_sell(
                 sold, result.cost * sold / result.filled, fee_quote * sold / result.filled
             )
+            if _is_dust(state.amount, market):
+                # What is left cannot be traded (below the exchange's step or minimum): written off.
+                realized -= state.cost_basis
+                state = replace(
+                    state, amount=ZERO, cost_basis=ZERO, realized_pnl=state.realized_pnl - state.cost_basis
+                )
             _store(position, state, now)
         else:
             state = _state(position) if position is not None else PositionState()
@@ -1004,6 +1010,13 @@ class TradingService:
         if position is None:
             raise NotFoundError("trade.errors.no_position", symbol=symbol)
         return position
+
+
+def _is_dust(amount: Decimal, market: MarketInfo) -> bool:
+    if amount <= 0:
+        return False
+    step = market.amount_step or ZERO
+    return amount < step or (market.min_amount is not None and amount < market.min_amount)
 
 
 def _state(position: Position) -> PositionState:

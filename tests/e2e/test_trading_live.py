@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.settings import ExchangeSettings
-from db.models import Order
+from db.models import Order, Position
 from sandbox.telegram.client import ChatUser
 from tests.e2e.test_accounts_live import BUTTON, connect, new_key
 from tests.stack import Stack, bot_stack
@@ -65,6 +65,17 @@ async def test_live_buy_and_sell(tmp_path: Path, sqlite_url: str, exchange: str)
         assert order_posts(stack, exchange) == 2
 
         await user.send("/close BTC")
+        card = await user.next_message(timeout=10)
+        assert "Sell BTC/USDT" in card.text and "live" in card.text
+        await user.press(card, text="✅ Confirm")
+        closed = await user.next_message(timeout=15)
+        assert "Sold" in closed.text, closed.text
+        assert order_posts(stack, exchange) == 3
+        async with stack.app.session_factory() as session:
+            position = await session.scalar(select(Position))
+        assert position is not None and position.status == "closed" and position.amount == 0
+
+        await user.send("/close all")
         assert "not available yet" in (await user.next_message()).text
 
 
