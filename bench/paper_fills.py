@@ -65,6 +65,7 @@ from bench._common import (
     percentile,
     scratch_postgres_database,
 )
+from services.exchanges.errors import ExchangeAuthError, ExchangeError
 from services.exchanges.types import (
     Balance,
     Candle,
@@ -75,6 +76,7 @@ from services.exchanges.types import (
     Side,
     Ticker,
 )
+from services.trading.paper import round_step
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -238,10 +240,14 @@ class BookOnlyClient:
     async def fetch_ohlcv(
         self, symbol: str, timeframe: str, since_ms: int | None = None, limit: int = 500
     ) -> list[Candle]:
-        raise NotImplementedError
+        raise ExchangeError("exchange.not_supported", exchange=self.exchange_id)
+
+    # A public client has no account: private calls refuse exactly as the real public client does.
+    def _private(self) -> ExchangeAuthError:
+        return ExchangeAuthError("exchange.credentials_required", exchange=self.exchange_id)
 
     async def fetch_balance(self) -> dict[str, Balance]:
-        raise NotImplementedError
+        raise self._private()
 
     async def place_order(
         self,
@@ -252,28 +258,28 @@ class BookOnlyClient:
         price: Decimal | None,
         client_order_id: str,
     ) -> OrderResult:
-        raise NotImplementedError
+        raise self._private()
 
     async def find_order(self, symbol: str, client_order_id: str) -> OrderResult | None:
-        raise NotImplementedError
+        raise self._private()
 
     async def fetch_order(self, symbol: str, exchange_order_id: str) -> OrderResult:
-        raise NotImplementedError
+        raise self._private()
 
     async def cancel_order(self, symbol: str, exchange_order_id: str) -> OrderResult | None:
-        raise NotImplementedError
+        raise self._private()
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:
-        raise NotImplementedError
+        raise self._private()
 
     async def withdrawal_enabled(self) -> bool | None:
         return None
 
     def amount_to_precision(self, symbol: str, amount: Decimal) -> Decimal:
-        raise NotImplementedError
+        return round_step(amount, self._info.amount_step)
 
     def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
-        raise NotImplementedError
+        return round_step(price, self._info.price_step)
 
     async def close(self) -> None:
         return None

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
+from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ class Faults:
         self.timeout_next_order = False
 
 
-class Frontend:
+class Frontend(ABC):
     """Base of one exchange protocol: subclasses add routes and the exchange's error shapes."""
 
     exchange_id = ""
@@ -82,17 +83,21 @@ class Frontend:
         self._unserved: deque[RequestRecord] = deque(maxlen=LOG_LIMIT)
 
     # -- to be provided by the exchange ----------------------------------------------------------------------
+    @abstractmethod
     def add_routes(self, app: web.Application) -> None:
-        raise NotImplementedError
+        """The exchange's endpoints."""
 
+    @abstractmethod
     def not_found(self, request: web.Request) -> web.Response:
-        raise NotImplementedError
+        """The exchange's answer to a path it does not serve."""
 
+    @abstractmethod
     def maintenance(self, request: web.Request) -> web.Response:
-        raise NotImplementedError
+        """The exchange's answer during an outage."""
 
+    @abstractmethod
     def is_order_creation(self, request: web.Request) -> bool:
-        raise NotImplementedError
+        """Whether the request creates an order (for the accept-then-timeout fault)."""
 
     # -- app -------------------------------------------------------------------------------------------------
     def build_app(self) -> web.Application:
