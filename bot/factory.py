@@ -25,10 +25,11 @@ from bot.middlewares import DbSessionMiddleware, I18nMiddleware, ThrottlingMiddl
 from bot.middlewares.services import ServicesMiddleware
 from bot.settings import Settings
 from db.engine import create_engine, create_session_factory
+from db.models import ExchangeAccount
 from handlers import build_root_router
 from services.crypto import SecretBox
 from services.exchanges.registry import ExchangeConfig, ExchangeRegistry
-from services.exchanges.types import EXCHANGES
+from services.exchanges.types import EXCHANGES, Credentials
 from services.i18n import I18n
 from services.risk.limits import RiskLimits
 from services.tenants import TenantInfo
@@ -141,22 +142,18 @@ def build_dispatcher(
     dispatcher.update.outer_middleware(UserMiddleware(admin_ids))
     dispatcher.update.outer_middleware(I18nMiddleware())
     config = trading_config(settings)
-    dispatcher.update.outer_middleware(
-        ServicesMiddleware(
-            trading=lambda session: TradingService(
-                session,
-                exchanges,
-                config,
-                credentials=AccountService(
-                    session, exchanges, secret_box, config=config, redact=register_secret
-                ).credentials,
-                private=exchanges.private,
-            ),
-            accounts=lambda session: AccountService(
-                session, exchanges, secret_box, config=config, redact=register_secret
-            ),
-        )
-    )
+
+    def accounts(session: AsyncSession) -> AccountService:
+        return AccountService(session, exchanges, secret_box, config=config, redact=register_secret)
+
+    def trading(session: AsyncSession) -> TradingService:
+        async def credentials(account: ExchangeAccount) -> Credentials:
+            # the account service is built only when a live order needs the key, not on every update
+            return await accounts(session).credentials(account)
+
+        return TradingService(session, exchanges, config, credentials=credentials, private=exchanges.private)
+
+    dispatcher.update.outer_middleware(ServicesMiddleware(trading=trading, accounts=accounts))
     dispatcher.include_router(build_root_router())
     return dispatcher
 

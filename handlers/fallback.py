@@ -19,6 +19,7 @@ def build_router() -> Router:
     router.callback_query.register(stale_button)
     return router
 
+
 MAX_TEXT = 2000
 
 
@@ -50,7 +51,9 @@ async def group_command(message: Message, i18n: Translator, bot: Bot) -> None:
         return
     if mention is None and name not in COMMANDS:
         return
-    button = InlineKeyboardButton(text=i18n("fallback.open_private"), url=f"https://t.me/{me.username}?start=hi")
+    button = InlineKeyboardButton(
+        text=i18n("fallback.open_private"), url=f"https://t.me/{me.username}?start=hi"
+    )
     await message.reply(
         i18n("fallback.private_only"),
         reply_markup=InlineKeyboardMarkup(inline_keyboard=[[button]]),

@@ -10,8 +10,8 @@ from aiogram.types import CallbackQuery, Message
 
 from handlers import format as fmt
 from handlers.filters import PRIVATE
-from handlers.render import plain, show
-from handlers.trading import render_card
+from handlers.render import confirmation_gone, plain, show
+from handlers.trading import cancel_card, render_card
 from keyboards.trading import CloseCB, close_keyboard, confirm_keyboard
 from services.i18n import Html, Translator
 from services.trading.parser import (
@@ -143,9 +143,7 @@ async def on_close_confirm(
     try:
         result = await PositionService(trading).confirm_close(user, callback_data.token)
     except ConfirmationExpired:
-        await query.answer(plain(i18n("trade.errors.confirmation_expired")), show_alert=True)
-        if isinstance(query.message, Message):
-            await query.message.edit_reply_markup(reply_markup=None)
+        await confirmation_gone(query, i18n("trade.errors.confirmation_expired"))
         return
     await show(query, render_close(i18n, result), None)
 
@@ -153,10 +151,7 @@ async def on_close_confirm(
 async def on_close_cancel(
     query: CallbackQuery, callback_data: CloseCB, user: UserProfile, i18n: Translator, trading: TradingService
 ) -> None:
-    if await trading.cancel_confirmation(user, callback_data.token):
-        await show(query, i18n("trade.cancelled"), None)
-        return
-    await query.answer(plain(i18n("trade.errors.confirmation_expired")), show_alert=True)
+    await cancel_card(query, callback_data.token, user, i18n, trading)
 
 
 async def cmd_protect(

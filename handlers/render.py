@@ -18,9 +18,7 @@ def plain(text: str, limit: int = 200) -> str:
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
-async def show(
-    event: Message | CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None
-) -> None:
+async def show(event: Message | CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
     """Answer a command with a new message, or a button press by editing the message in place."""
     if isinstance(event, CallbackQuery):
         message = event.message
@@ -35,3 +33,10 @@ async def show(
         await event.answer()
         return
     await event.answer(text, reply_markup=markup)
+
+
+async def confirmation_gone(query: CallbackQuery, text: str) -> None:
+    """A confirmation that expired or was used: say so, and take its buttons away."""
+    await query.answer(plain(text), show_alert=True)
+    if isinstance(query.message, Message):
+        await query.message.edit_reply_markup(reply_markup=None)

@@ -8,7 +8,7 @@ from aiogram.types import CallbackQuery, Message
 
 from handlers import format as fmt
 from handlers.filters import PRIVATE
-from handlers.render import plain, show
+from handlers.render import confirmation_gone, plain, show
 from keyboards.menu import MenuCB
 from keyboards.trading import OrderCB, ViewCB, confirm_keyboard, portfolio_keyboard, trade_menu_keyboard
 from services.exchanges.types import exchange_name
@@ -128,9 +128,7 @@ async def on_confirm(
     try:
         done = await trading.confirm(user, callback_data.token)
     except ConfirmationExpired:
-        await query.answer(plain(i18n("trade.errors.confirmation_expired")), show_alert=True)
-        if isinstance(query.message, Message):
-            await query.message.edit_reply_markup(reply_markup=None)
+        await confirmation_gone(query, i18n("trade.errors.confirmation_expired"))
         return
     await show(query, render_execution(i18n, done), None)
 
@@ -138,7 +136,14 @@ async def on_confirm(
 async def on_cancel(
     query: CallbackQuery, callback_data: OrderCB, user: UserProfile, i18n: Translator, trading: TradingService
 ) -> None:
-    if await trading.cancel_confirmation(user, callback_data.token):
+    await cancel_card(query, callback_data.token, user, i18n, trading)
+
+
+async def cancel_card(
+    query: CallbackQuery, token: str, user: UserProfile, i18n: Translator, trading: TradingService
+) -> None:
+    """Cancel any confirmation card (order, close, kill switch): nothing runs."""
+    if await trading.cancel_confirmation(user, token):
         await show(query, i18n("trade.cancelled"), None)
         return
     await query.answer(plain(i18n("trade.errors.confirmation_expired")), show_alert=True)

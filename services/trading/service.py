@@ -673,19 +673,7 @@ class TradingService:
         if order.side == "buy" and received > 0:
             if position is None:
                 position = await self.repo.add_position(
-                    Position(
-                        user_id=user_id,
-                        account_id=account.id,
-                        exchange=account.exchange,
-                        symbol=market.symbol,
-                        status="open",
-                        amount=ZERO,
-                        average_entry=ZERO,
-                        cost_basis=ZERO,
-                        fees=ZERO,
-                        realized_pnl=ZERO,
-                        opened_at=now,
-                    )
+                    _new_position(user_id, account.id, account.exchange, market.symbol, now)
                 )
             state = _state(position).after_buy(received, result.cost, fee_quote)
             if order.stop_loss is not None:
@@ -865,19 +853,7 @@ class TradingService:
             base_row.free += fill.amount
             if position is None:
                 position = await self.repo.add_position(
-                    Position(
-                        user_id=uid,
-                        account_id=account.id,
-                        exchange=PAPER,
-                        symbol=market.symbol,
-                        status="open",
-                        amount=ZERO,
-                        average_entry=ZERO,
-                        cost_basis=ZERO,
-                        fees=ZERO,
-                        realized_pnl=ZERO,
-                        opened_at=now,
-                    )
+                    _new_position(uid, account.id, PAPER, market.symbol, now)
                 )
             state = _state(position).after_buy(fill.amount, fill.cost, fill.fee)
             if stop_loss is not None:
@@ -1010,6 +986,23 @@ class TradingService:
         if position is None:
             raise NotFoundError("trade.errors.no_position", symbol=symbol)
         return position
+
+
+def _new_position(user_id: int, account_id: int, exchange: str, symbol: str, now: datetime) -> Position:
+    """An empty open position, filled by `after_buy`."""
+    return Position(
+        user_id=user_id,
+        account_id=account_id,
+        exchange=exchange,
+        symbol=symbol,
+        status="open",
+        amount=ZERO,
+        average_entry=ZERO,
+        cost_basis=ZERO,
+        fees=ZERO,
+        realized_pnl=ZERO,
+        opened_at=now,
+    )
 
 
 def _is_dust(amount: Decimal, market: MarketInfo) -> bool:
