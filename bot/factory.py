@@ -38,6 +38,29 @@ from services.trading.accounts import AccountService
 from services.trading.service import TradingConfig, TradingService
 
 
+@dataclass(frozen=True)
+class ServiceFactory:
+    """Builds the per-session services (for an update, or for a scheduled job)."""
+
+    exchanges: ExchangeRegistry
+    secret_box: SecretBox
+    config: TradingConfig
+
+    def accounts(self, session: AsyncSession) -> AccountService:
+        return AccountService(
+            session, self.exchanges, self.secret_box, config=self.config, redact=register_secret
+        )
+
+    def trading(self, session: AsyncSession) -> TradingService:
+        async def credentials(account: ExchangeAccount) -> Credentials:
+            # the account service is built only when a live order needs the key, not on every update
+            return await self.accounts(session).credentials(account)
+
+        return TradingService(
+            session, self.exchanges, self.config, credentials=credentials, private=self.exchanges.private
+        )
+
+
 @dataclass
 class Application:
     settings: Settings
@@ -52,6 +75,7 @@ class Application:
     health: HealthChecker
     secret_box: SecretBox
     exchanges: ExchangeRegistry
+    services: ServiceFactory
 
     def set_tenant(self, tenant: TenantInfo) -> None:
         self.dispatcher["tenant"] = tenant
@@ -122,7 +146,7 @@ def build_dispatcher(
     redis: Redis | None,
     storage: BaseStorage,
     exchanges: ExchangeRegistry,
-    secret_box: SecretBox,
+    services: ServiceFactory,
 ) -> Dispatcher:
     admin_ids = frozenset(settings.admin_ids)
     dispatcher = Dispatcher(
@@ -141,19 +165,9 @@ def build_dispatcher(
     dispatcher.update.outer_middleware(ThrottlingMiddleware(rate_limiter, metrics))
     dispatcher.update.outer_middleware(UserMiddleware(admin_ids))
     dispatcher.update.outer_middleware(I18nMiddleware())
-    config = trading_config(settings)
-
-    def accounts(session: AsyncSession) -> AccountService:
-        return AccountService(session, exchanges, secret_box, config=config, redact=register_secret)
-
-    def trading(session: AsyncSession) -> TradingService:
-        async def credentials(account: ExchangeAccount) -> Credentials:
-            # the account service is built only when a live order needs the key, not on every update
-            return await accounts(session).credentials(account)
-
-        return TradingService(session, exchanges, config, credentials=credentials, private=exchanges.private)
-
-    dispatcher.update.outer_middleware(ServicesMiddleware(trading=trading, accounts=accounts))
+    dispatcher.update.outer_middleware(
+        ServicesMiddleware(trading=services.trading, accounts=services.accounts)
+    )
     dispatcher.include_router(build_root_router())
     return dispatcher
 
@@ -173,6 +187,7 @@ def build_application(settings: Settings) -> Application:
     storage: BaseStorage = RedisStorage(redis) if redis is not None else MemoryStorage()
     exchanges = build_exchanges(settings)
     secret_box = SecretBox(master_key.get_secret_value())
+    services = ServiceFactory(exchanges, secret_box, trading_config(settings))
     dispatcher = build_dispatcher(
         settings=settings,
         i18n=i18n,
@@ -182,7 +197,7 @@ def build_application(settings: Settings) -> Application:
         redis=redis,
         storage=storage,
         exchanges=exchanges,
-        secret_box=secret_box,
+        services=services,
     )
     inbox = InboxProcessor(
         bot=bot,
@@ -211,4 +226,5 @@ def build_application(settings: Settings) -> Application:
         health=health,
         secret_box=secret_box,
         exchanges=exchanges,
+        services=services,
     )

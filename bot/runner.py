@@ -14,7 +14,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
 
-from bot.factory import Application, build_application, trading_config
+from bot.factory import Application, build_application
 from bot.notifier import TelegramNotifier
 from bot.polling import Poller
 from bot.settings import Settings
@@ -98,10 +98,12 @@ async def start_bot(settings: Settings) -> RunningBot:
         app.inbox.start()
         running.scheduler = build_scheduler(
             session_factory=app.session_factory,
-            market_data=app.exchanges,
-            trading=trading_config(settings),
+            trading_factory=app.services.trading,
             notifier=TelegramNotifier(app.bot, app.i18n),
             protections_interval=settings.trading.watch_interval_seconds,
+            live_orders_interval=settings.trading.live_orders_interval_seconds,
+            live_order_settle=settings.trading.live_order_settle_seconds,
+            live_order_give_up=settings.trading.live_order_give_up_seconds,
         )
         running.scheduler.start()
         allowed = app.dispatcher.resolve_used_update_types()

@@ -54,6 +54,9 @@ class TradingSettings(BaseModel):
     max_open_positions: int = 10
     max_daily_loss_pct: Decimal = Decimal(5)
     watch_interval_seconds: float = 5.0
+    live_orders_interval_seconds: float = 10.0
+    live_order_settle_seconds: float = 20.0
+    live_order_give_up_seconds: float = 600.0
 
 
 class Settings(BaseSettings):

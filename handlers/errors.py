@@ -44,14 +44,18 @@ def _translator(data: dict[str, Any]) -> Translator:
     return hub.translator(None)
 
 
-async def on_app_error(event: ErrorEvent, **data: Any) -> None:
-    exc = event.exception
-    assert isinstance(exc, AppError)
-    t = _translator(data)
+def describe(t: Translator, exc: AppError) -> str:
+    """The user's message for an application error (exchange ids shown by their names)."""
     params = dict(exc.params)
     if isinstance(params.get("exchange"), str):
         params["exchange"] = exchange_name(params["exchange"])
-    await _tell(event, t(exc.message_key, **params))
+    return t(exc.message_key, **params)
+
+
+async def on_app_error(event: ErrorEvent, **data: Any) -> None:
+    exc = event.exception
+    assert isinstance(exc, AppError)
+    await _tell(event, describe(_translator(data), exc))
 
 
 async def on_unexpected_error(event: ErrorEvent, **data: Any) -> None:

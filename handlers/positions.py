@@ -69,7 +69,7 @@ async def cmd_close(
     text = i18n(
         "trade.close.card",
         what=what,
-        mode=i18n("trade.mode.paper"),
+        mode=i18n(f"trade.mode.{preview.mode}"),
         lines=Html(_lines(i18n, preview)),
         proceeds=fmt.money(sum((line.proceeds for line in preview.lines), start=Decimal(0))),
         quote=preview.quote,
@@ -109,8 +109,9 @@ async def cmd_panic(message: Message, user: UserProfile, i18n: Translator, tradi
     lines = _lines(i18n, preview) if preview.lines else i18n("trade.panic.none")
     text = i18n(
         "trade.panic.card",
-        mode=i18n("trade.mode.paper"),
+        mode=i18n(f"trade.mode.{preview.mode}"),
         lines=Html(lines),
+        orders=preview.open_orders,
         ttl=int(trading.config.confirm_ttl.total_seconds()),
     )
     await message.answer(text, reply_markup=close_keyboard(i18n, preview.token))
@@ -133,7 +134,13 @@ def render_close(t: Translator, result: CloseResult) -> str:
     ]
     if result.kind == "panic":
         until = result.paused_until.strftime("%Y-%m-%d %H:%M") if result.paused_until else "—"
-        return t("trade.panic.done", count=len(result.executions), until=until, lines=Html("\n".join(lines)))
+        return t(
+            "trade.panic.done",
+            count=len(result.executions),
+            orders=len(result.cancelled),
+            until=until,
+            lines=Html("\n".join(lines)),
+        )
     return t("trade.close.done", lines=Html("\n".join(lines)))
 
 
@@ -171,7 +178,10 @@ async def cmd_protect(
 
 
 async def cmd_orders(message: Message, user: UserProfile, i18n: Translator, trading: TradingService) -> None:
-    orders = await PositionService(trading).orders(user)
+    service = PositionService(trading)
+    orders = await service.orders(user)
+    _, account = await trading.active_account(user)
+    mode = i18n("trade.mode.paper" if account.is_paper else "trade.mode.live")
     if not orders:
         await message.answer(i18n("trade.orders.empty"))
         return
@@ -188,7 +198,7 @@ async def cmd_orders(message: Message, user: UserProfile, i18n: Translator, trad
         )
         for o in orders
     )
-    await message.answer(i18n("trade.orders.text", mode=i18n("trade.mode.paper"), lines=Html(lines)))
+    await message.answer(i18n("trade.orders.text", mode=mode, lines=Html(lines)))
 
 
 async def cmd_cancel(

@@ -7,10 +7,12 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from handlers import format as fmt
+from handlers.errors import describe
 from handlers.filters import PRIVATE
 from handlers.render import confirmation_gone, plain, show
 from keyboards.menu import MenuCB
 from keyboards.trading import OrderCB, ViewCB, confirm_keyboard, portfolio_keyboard, trade_menu_keyboard
+from services.errors import AppError
 from services.exchanges.types import exchange_name
 from services.i18n import Html, Translator
 from services.trading.parser import parse_trade_command
@@ -129,6 +131,10 @@ async def on_confirm(
         done = await trading.confirm(user, callback_data.token)
     except ConfirmationExpired:
         await confirmation_gone(query, i18n("trade.errors.confirmation_expired"))
+        return
+    except AppError as exc:
+        # the confirmation is used up: the card itself keeps the outcome (an alert would vanish)
+        await show(query, describe(i18n, exc), None)
         return
     await show(query, render_execution(i18n, done), None)
 

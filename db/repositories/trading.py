@@ -21,7 +21,7 @@ class TradingRepository:
     async def profile(self, user_id: int, *, for_update: bool = False) -> TradingProfile | None:
         stmt = select(TradingProfile).where(TradingProfile.user_id == user_id)
         if for_update:
-            stmt = stmt.with_for_update()
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
         return await self.session.scalar(stmt)
 
     async def add_profile(self, profile: TradingProfile) -> TradingProfile:
@@ -50,7 +50,7 @@ class TradingRepository:
     async def balances(self, account_id: int, *, for_update: bool = False) -> dict[str, PaperBalance]:
         stmt = select(PaperBalance).where(PaperBalance.account_id == account_id)
         if for_update:
-            stmt = stmt.with_for_update()
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
         return {row.asset: row for row in (await self.session.scalars(stmt)).all()}
 
     async def balance_row(self, account_id: int, asset: str) -> PaperBalance:
@@ -75,6 +75,15 @@ class TradingRepository:
             stmt = stmt.where(Order.status.in_(statuses))
         return list((await self.session.scalars(stmt)).all())
 
+    async def locked_order(self, order_id: int) -> Order | None:
+        """The order row, locked and re-read (never a stale copy from this session's identity map)."""
+        stmt = select(Order).where(Order.id == order_id).with_for_update()
+        return await self.session.scalar(stmt.execution_options(populate_existing=True))
+
+    async def locked_position(self, position_id: int) -> Position | None:
+        stmt = select(Position).where(Position.id == position_id).with_for_update()
+        return await self.session.scalar(stmt.execution_options(populate_existing=True))
+
     async def open_position(
         self, account_id: int, symbol: str, *, for_update: bool = False
     ) -> Position | None:
@@ -82,7 +91,7 @@ class TradingRepository:
             Position.account_id == account_id, Position.symbol == symbol, Position.status == "open"
         )
         if for_update:
-            stmt = stmt.with_for_update()
+            stmt = stmt.with_for_update().execution_options(populate_existing=True)
         return await self.session.scalar(stmt)
 
     async def open_positions(self, account_id: int) -> list[Position]:

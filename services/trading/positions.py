@@ -4,27 +4,31 @@ them. Every close that moves money is confirmed by the user first, except protec
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+import structlog
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import ExchangeAccount, Order, PendingAction, Position, User
+from db.repositories.trading import TradingRepository
 from db.types import utcnow
-from services.errors import NotFoundError, ValidationError
+from services.errors import AppError, NotFoundError, ValidationError
+from services.trading.live import LiveOrders
 from services.trading.paper import limit_crossed, walk_book
 from services.trading.service import (
     ConfirmationExpired,
     Execution,
-    MarketData,
     TradingConfig,
     TradingService,
 )
 from services.users import UserProfile
 
 ZERO = Decimal(0)
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,8 @@ class ClosePreview:
     lines: list[CloseLine]
     quote: str
     expires_at: datetime
+    mode: str = "paper"  # paper | live
+    open_orders: int = 0  # resting orders the kill switch cancels
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,7 @@ class CloseResult:
     executions: list[Execution]
     failed: list[tuple[str, str]]  # (symbol, message key)
     paused_until: datetime | None
+    cancelled: list[int] = field(default_factory=list)  # orders the kill switch cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +86,7 @@ class Trigger:
     trigger_price: Decimal
 
 
-def _paper_only(account: ExchangeAccount) -> None:
-    """Closing, protections and the kill switch on live accounts come with native exchange orders."""
-    if not account.is_paper:
-        raise ValidationError("trade.errors.live_positions_not_available")
+TradingFactory = Callable[[AsyncSession], TradingService]
 
 
 def _end_of_day(now: datetime) -> datetime:
@@ -102,8 +106,8 @@ class PositionService:
     async def preview_close(self, user: UserProfile, target: str, *, kind: str = "close") -> ClosePreview:
         """`target`: a symbol, or "ALL". The card lists what would be sold and the estimated result."""
         _, account = await self.trading.active_account(user)
-        _paper_only(account)
         positions = await self.repo.open_positions(account.id)
+        resting = await self.repo.orders(account.id, statuses=("open",), limit=500) if kind == "panic" else []
         if target.upper() != "ALL":
             positions = [p for p in positions if p.symbol == target]
             if not positions:
@@ -137,7 +141,8 @@ class PositionService:
             )
         )
         await self.session.commit()
-        return ClosePreview(token, kind, lines, self.config.paper_quote, expires)
+        mode = "paper" if account.is_paper else "live"
+        return ClosePreview(token, kind, lines, self.config.paper_quote, expires, mode, len(resting))
 
     async def confirm_close(self, user: UserProfile, token: str) -> CloseResult:
         action = await self.repo.pending(token)
@@ -151,10 +156,13 @@ class PositionService:
             raise ConfirmationExpired()
         executions: list[Execution] = []
         failed: list[tuple[str, str]] = []
+        cancelled: list[int] = []
+        if claimed.kind == "panic":
+            cancelled = await self._cancel_all(account)
         for symbol in claimed.payload["symbols"]:
             try:
                 done = await self._close_one(user.id, account, symbol, reason=claimed.kind, token=token)
-            except ValidationError as exc:
+            except AppError as exc:
                 failed.append((symbol, exc.message_key))
                 continue
             if done is not None:
@@ -170,14 +178,28 @@ class PositionService:
             f"trading.{claimed.kind}",
             tenant_id=user.tenant_id,
             user_id=user.id,
-            details={"orders": [e.order_id for e in executions], "failed": [s for s, _ in failed]},
+            details={
+                "orders": [e.order_id for e in executions],
+                "failed": [s for s, _ in failed],
+                "cancelled": cancelled,
+            },
         )
         await self.session.commit()
-        return CloseResult(claimed.kind, executions, failed, paused_until)
+        return CloseResult(claimed.kind, executions, failed, paused_until, cancelled)
 
     async def _close_one(
         self, user_id: int, account: ExchangeAccount, symbol: str, *, reason: str, token: str
     ) -> Execution | None:
+        if not account.is_paper:
+            position = await self.repo.open_position(account.id, symbol)
+            if position is None or position.amount <= 0:
+                return None
+            live = LiveOrders(self.trading)
+            if await live.in_flight(account.id, symbol):
+                raise ValidationError("trade.errors.order_in_flight", symbol=symbol)
+            return await live.sell_position(
+                position, account, reason=reason, client_order_id=f"cu{token}{position.id:x}"[:36]
+            )
         position = await self.repo.open_position(account.id, symbol, for_update=True)
         if position is None or position.amount <= 0:
             return None
@@ -205,7 +227,6 @@ class PositionService:
     ) -> tuple[Position, Decimal]:
         """Set (or clear, with None) the stop-loss or take-profit; returns the position and the price now."""
         _, account = await self.trading.active_account(user)
-        _paper_only(account)
         position = await self.repo.open_position(account.id, symbol, for_update=True)
         if position is None:
             raise NotFoundError("trade.errors.no_position", symbol=symbol)
@@ -240,9 +261,31 @@ class PositionService:
             open_orders = [o for o in open_orders if str(o.id) == target]
             if not open_orders:
                 raise NotFoundError("trade.errors.no_order", order=target)
+        cancelled = await self._cancel(account, [o.id for o in open_orders])
+        if cancelled:
+            await self.trading.audit.add(
+                "order.canceled", tenant_id=user.tenant_id, user_id=user.id, details={"orders": cancelled}
+            )
+        await self.session.commit()
+        return cancelled
+
+    async def _cancel_all(self, account: ExchangeAccount) -> list[int]:
+        open_orders = await self.repo.orders(account.id, statuses=("open",), limit=500)
+        return await self._cancel(account, [o.id for o in open_orders])
+
+    async def _cancel(self, account: ExchangeAccount, order_ids: list[int]) -> list[int]:
+        """Cancel resting orders: on the exchange for a live account (what filled first is booked), else
+        release the paper reservation at once."""
         cancelled: list[int] = []
-        for listed in open_orders:
-            order = await self.session.scalar(select(Order).where(Order.id == listed.id).with_for_update())
+        if not account.is_paper:
+            live = LiveOrders(self.trading)
+            for order_id in order_ids:
+                done, _ = await live.cancel(account, order_id)
+                if done:
+                    cancelled.append(order_id)
+            return cancelled
+        for order_id in order_ids:
+            order = await self.repo.locked_order(order_id)
             if order is None or order.status != "open":
                 continue
             base, quote = order.symbol.split("/")
@@ -251,11 +294,6 @@ class PositionService:
             row.free += order.reserved
             order.reserved, order.status, order.updated_at = ZERO, "canceled", self.clock()
             cancelled.append(order.id)
-        if cancelled:
-            await self.trading.audit.add(
-                "order.canceled", tenant_id=user.tenant_id, user_id=user.id, details={"orders": cancelled}
-            )
-        await self.session.commit()
         return cancelled
 
     async def orders(self, user: UserProfile, limit: int = 10) -> list[OrderView]:
@@ -287,10 +325,11 @@ class LimitFilled:
 
 
 async def watch_limit_orders(
-    session_factory: async_sessionmaker[AsyncSession], market_data: MarketData, config: TradingConfig
+    session_factory: async_sessionmaker[AsyncSession], trading_factory: TradingFactory
 ) -> list[LimitFilled]:
     """Fill resting paper limit orders the market has crossed (at their price, maker fee)."""
     async with session_factory() as session:
+        config = trading_factory(session).config
         rows = (
             await session.execute(
                 select(Order.id, Order.symbol, Order.side, Order.limit_price)
@@ -302,6 +341,8 @@ async def watch_limit_orders(
         ).all()
     if not rows:
         return []
+    async with session_factory() as session:
+        market_data = trading_factory(session).market_data
     tickers = await market_data.public(config.default_exchange).fetch_tickers(
         sorted({r.symbol for r in rows})
     )
@@ -311,13 +352,11 @@ async def watch_limit_orders(
         if ticker is None or not limit_crossed(row.side, row.limit_price, ticker.bid, ticker.ask):
             continue
         async with session_factory() as session:
-            order = await session.scalar(select(Order).where(Order.id == row.id).with_for_update())
+            order = await TradingRepository(session).locked_order(row.id)
             if order is None or order.status != "open":
                 continue
             user = await session.get(User, order.user_id)
-            execution = await TradingService(session, market_data, config).fill_resting_order(
-                order, row.limit_price
-            )
+            execution = await trading_factory(session).fill_resting_order(order, row.limit_price)
             if execution is None or user is None:
                 await session.rollback()
                 continue
@@ -327,31 +366,52 @@ async def watch_limit_orders(
 
 
 async def watch_protections(
-    session_factory: async_sessionmaker[AsyncSession], market_data: MarketData, config: TradingConfig
+    session_factory: async_sessionmaker[AsyncSession], trading_factory: TradingFactory
 ) -> list[Trigger]:
-    """One pass of the watcher: close every paper position whose stop-loss or take-profit was crossed.
+    """One pass of the watcher: close every position whose stop-loss or take-profit was crossed, on paper
+    against the default exchange's prices, live against the account's own exchange with a market sell.
 
-    Each close runs in its own transaction with the position row locked and re-checked, so two watchers
-    (or a watcher and the user) never sell the same position twice."""
+    Each close runs in its own transaction with the position re-checked (and, on paper, locked), so two
+    watchers (or a watcher and the user) never sell the same position twice; a live position with an order
+    in flight is left until that order's outcome is known."""
     async with session_factory() as session:
+        trading = trading_factory(session)
         rows = (
             await session.execute(
-                select(Position.id, Position.symbol, Position.stop_loss, Position.take_profit)
+                select(
+                    Position.id,
+                    Position.symbol,
+                    Position.stop_loss,
+                    Position.take_profit,
+                    ExchangeAccount.is_paper,
+                    ExchangeAccount.exchange,
+                )
                 .join(ExchangeAccount, ExchangeAccount.id == Position.account_id)
                 .where(
                     Position.status == "open",
-                    ExchangeAccount.is_paper.is_(True),
+                    ExchangeAccount.removed_at.is_(None),
                     (Position.stop_loss.is_not(None)) | (Position.take_profit.is_not(None)),
                 )
             )
         ).all()
     if not rows:
         return []
-    client = market_data.public(config.default_exchange)
-    tickers = await client.fetch_tickers(sorted({r.symbol for r in rows}))
+    by_exchange: dict[str, set[str]] = {}
+    for row in rows:
+        source = trading.config.default_exchange if row.is_paper else row.exchange
+        by_exchange.setdefault(source, set()).add(row.symbol)
+    tickers = {}
+    for source, symbols in by_exchange.items():
+        try:
+            fetched = await trading.market_data.public(source).fetch_tickers(sorted(symbols))
+        except AppError as exc:
+            log.warning("protections.tickers_failed", exchange=source, error=exc.message_key)
+            continue
+        tickers.update({(source, symbol): ticker for symbol, ticker in fetched.items()})
     due: list[tuple[int, str, Decimal]] = []
     for row in rows:
-        ticker = tickers.get(row.symbol)
+        source = trading.config.default_exchange if row.is_paper else row.exchange
+        ticker = tickers.get((source, row.symbol))
         if ticker is None:
             continue
         bid = ticker.bid or ticker.last
@@ -360,8 +420,12 @@ async def watch_protections(
         elif row.take_profit is not None and bid >= row.take_profit:
             due.append((row.id, "tp", bid))
     triggers: list[Trigger] = []
-    for position_id, kind, price in due:
-        trigger = await _fire(session_factory, market_data, config, position_id, kind, price)
+    for position_id, kind, _price in due:
+        try:
+            trigger = await _fire(session_factory, trading_factory, position_id, kind)
+        except AppError as exc:
+            log.warning("protections.fire_failed", position_id=position_id, kind=kind, error=exc.message_key)
+            continue
         if trigger is not None:
             triggers.append(trigger)
     return triggers
@@ -369,53 +433,92 @@ async def watch_protections(
 
 async def _fire(
     session_factory: async_sessionmaker[AsyncSession],
-    market_data: MarketData,
-    config: TradingConfig,
+    trading_factory: TradingFactory,
     position_id: int,
     kind: str,
-    price: Decimal,
 ) -> Trigger | None:
     async with session_factory() as session:
-        position = await session.scalar(select(Position).where(Position.id == position_id).with_for_update())
+        trading = trading_factory(session)
+        position = await session.get(Position, position_id)
         if position is None or position.status != "open" or position.amount <= 0:
-            return None
-        level = position.stop_loss if kind == "sl" else position.take_profit
-        if level is None:
             return None
         account = await session.get(ExchangeAccount, position.account_id)
         user = await session.get(User, position.user_id)
         if account is None or user is None:
             return None
-        trading = TradingService(session, market_data, config)
-        market = await market_data.public(config.default_exchange).market(position.symbol)
-        book = await market_data.public(config.default_exchange).fetch_order_book(
-            position.symbol, 50, max_age=0
-        )
-        if kind == "sl" and book.bids and book.bids[0][0] > level:
-            return None  # the market came back above the stop before we could act
-        balances = await trading.repo.balances(account.id, for_update=True)
-        held = balances[market.base].free if market.base in balances else ZERO
-        amount = min(position.amount, held)
-        if amount <= 0:
+        if account.is_paper:
+            execution = await _fire_paper(trading, position_id, kind)
+        else:
+            execution = await _fire_live(trading, position, account, kind)
+        if execution is None:
+            await session.rollback()
             return None
-        fill = walk_book(book, "sell", market.taker_fee, amount=amount, amount_step=market.amount_step)
-        execution = await trading._apply_paper_fill(
-            user.id,
-            account,
-            market,
-            "sell",
-            fill,
-            client_order_id=f"cu{kind}{position.id:x}t{int(utcnow().timestamp())}"[:40],
-            reason=kind,
-        )
+        level = position.stop_loss if kind == "sl" else position.take_profit
         await trading.audit.add(
             f"position.{kind}_hit",
             tenant_id=user.tenant_id,
             user_id=user.id,
-            details={"symbol": position.symbol, "level": str(level), "order_id": execution.order_id},
+            details={"symbol": execution.symbol, "level": str(level), "order_id": execution.order_id},
         )
         await session.commit()
+        assert level is not None
         return Trigger(user.telegram_id, user.locale or user.language_code, kind, execution, level)
+
+
+async def _fire_paper(trading: TradingService, position_id: int, kind: str) -> Execution | None:
+    session = trading.session
+    position = await trading.repo.locked_position(position_id)
+    if position is None or position.status != "open" or position.amount <= 0:
+        return None
+    level = position.stop_loss if kind == "sl" else position.take_profit
+    account = await session.get(ExchangeAccount, position.account_id)
+    if level is None or account is None:
+        return None
+    client = trading.market_data.public(trading.config.default_exchange)
+    market = await client.market(position.symbol)
+    book = await client.fetch_order_book(position.symbol, 50, max_age=0)
+    if kind == "sl" and book.bids and book.bids[0][0] > level:
+        return None  # the market came back above the stop before we could act
+    balances = await trading.repo.balances(account.id, for_update=True)
+    held = balances[market.base].free if market.base in balances else ZERO
+    amount = min(position.amount, held)
+    if amount <= 0:
+        return None
+    fill = walk_book(book, "sell", market.taker_fee, amount=amount, amount_step=market.amount_step)
+    return await trading._apply_paper_fill(
+        position.user_id,
+        account,
+        market,
+        "sell",
+        fill,
+        client_order_id=f"cu{kind}{position.id:x}t{int(utcnow().timestamp())}"[:36],
+        reason=kind,
+    )
+
+
+async def _fire_live(
+    trading: TradingService, position: Position, account: ExchangeAccount, kind: str
+) -> Execution | None:
+    """A watched stop-loss or take-profit on a live account: one market sell, its client order id derived
+    from the position and how many exits it has had, so a repeat of the same trigger is the same order."""
+    live = LiveOrders(trading)
+    if await live.in_flight(account.id, position.symbol):
+        return None  # the outcome of an earlier order is not known yet: the order watcher settles it
+    level = position.stop_loss if kind == "sl" else position.take_profit
+    if level is None:
+        return None
+    ticker = await trading.market_data.public(account.exchange).fetch_ticker(position.symbol)
+    bid = ticker.bid or ticker.last
+    if (kind == "sl" and bid > level) or (kind == "tp" and bid < level):
+        return None  # the market came back before we could act
+    prefix = f"cu{kind}{position.id:x}x"
+    attempts = await trading.session.scalar(
+        select(func.count(Order.id)).where(
+            Order.account_id == account.id, Order.client_order_id.startswith(prefix, autoescape=True)
+        )
+    )
+    client_order_id = f"{prefix}{attempts or 0}"
+    return await live.sell_position(position, account, reason=kind, client_order_id=client_order_id)
 
 
 __all__ = [

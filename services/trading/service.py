@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -19,8 +19,8 @@ from db.models import ExchangeAccount, Order, PendingAction, Position, TradingPr
 from db.repositories import AuditRepository
 from db.repositories.trading import TradingRepository
 from db.types import utcnow
-from services.errors import AppError, NotFoundError, ValidationError
-from services.exchanges.types import Credentials, ExchangeClient, MarketInfo, OrderBook, OrderResult, Ticker
+from services.errors import NotFoundError, ValidationError
+from services.exchanges.types import Credentials, ExchangeClient, MarketInfo, OrderBook, Ticker
 from services.risk.limits import AccountState, RiskDecision, RiskLimits, check_order
 from services.trading.paper import Fill, limit_fill, round_step, walk_book
 from services.trading.parser import AmountUnit, RequestKind, TradeRequest
@@ -245,8 +245,6 @@ class TradingService:
             balances = dict(await self.repo.balances(account.id))
             await self.session.commit()  # no transaction (or SQLite write lock) held across network calls
         else:
-            if request.limit_price is not None:
-                raise ValidationError("trade.errors.limit_live_not_available")
             balances = await self.live_balances(account)
         market = await client.market(request.symbol)
         held = balances[market.base].free if market.base in balances else ZERO
@@ -522,6 +520,8 @@ class TradingService:
         side = str(payload["side"])
         amount = Decimal(payload["amount"])
         if payload.get("order_type") == "limit":
+            if not account.is_paper:
+                return await self._execute_live(user, account, market, claimed, payload)
             return await self._place_paper_limit(user, account, market, claimed, payload)
         fill = walk_book(book, side, market.taker_fee, amount=amount, amount_step=market.amount_step)  # type: ignore[arg-type]
         estimate = Decimal(payload["price"])
@@ -578,63 +578,59 @@ class TradingService:
         claimed: PendingAction,
         payload: dict[str, Any],
     ) -> Execution:
-        """Send a confirmed order to the exchange. Its row, with the deterministic client order id, is
-        committed before anything is sent; a timeout or 5xx is reconciled by that id in the exchange layer,
-        never resent; the outcome (filled, not placed, unknown) is recorded either way."""
-        if self.credentials is None or self.private is None:
-            raise ValidationError("trade.errors.live_not_available")
+        """Send a confirmed order to the exchange (see :class:`LiveOrders`): a market order comes back
+        filled; a limit order rests on the exchange and the watcher books it when it ends."""
+        from services.trading.live import LiveOrders
+
         side = str(payload["side"])
-        amount = Decimal(payload["amount"])
-        now = self.clock()
-        order = await self.repo.add_order(
-            Order(
+        limit_price = _d(payload.get("limit_price"))
+        order_type = "limit" if payload.get("order_type") == "limit" else "market"
+
+        async def settle_confirmation(order: Order) -> None:
+            await self.repo.finish_pending(claimed, "sending", order_id=order.id)
+
+        order, execution = await LiveOrders(self).submit(
+            user.id,
+            account,
+            market,
+            side=side,
+            order_type=order_type,
+            amount=Decimal(payload["amount"]),
+            limit_price=limit_price if order_type == "limit" else None,
+            client_order_id=f"cu{claimed.id}",
+            stop_loss=_d(payload.get("stop_loss")),
+            take_profit=_d(payload.get("take_profit")),
+            before_send=settle_confirmation,
+        )
+        if execution is None:  # resting on the exchange (or ended without a fill)
+            await self.audit.add(
+                "order.placed",
+                tenant_id=user.tenant_id,
                 user_id=user.id,
-                account_id=account.id,
-                position_id=None,
-                exchange=account.exchange,
+                details={"order_id": order.id, "mode": "live", "exchange": account.exchange,
+                         "status": order.status},
+            )
+            await self.session.commit()
+            if order.status != "open":
+                raise ValidationError("trade.errors.order_not_filled", status=order.status)
+            position = await self.repo.open_position(account.id, market.symbol)
+            assert limit_price is not None
+            return Execution(
+                order_id=order.id,
+                mode="live",
                 symbol=market.symbol,
                 side=side,
-                order_type="market",
-                amount=amount,
-                limit_price=None,
-                client_order_id=f"cu{claimed.id}",
-                exchange_order_id=None,
-                status="sending",
-                filled=ZERO,
-                average_price=None,
-                cost=ZERO,
-                fee=ZERO,
-                fee_asset=None,
-                realized_pnl=ZERO,
-                reserved=ZERO,
-                stop_loss=_d(payload.get("stop_loss")),
-                take_profit=_d(payload.get("take_profit")),
-                reason="manual",
-                created_at=now,
-                updated_at=now,
+                amount=order.amount,
+                average_price=limit_price,
+                cost=order.amount * limit_price,
+                fee=order.amount * limit_price * market.maker_fee,
+                quote=market.quote,
+                realized_pnl=None,
+                position_amount=position.amount if position else ZERO,
+                position_entry=position.average_entry if position else ZERO,
+                status="open",
+                order_type="limit",
             )
-        )
-        await self.repo.finish_pending(claimed, "sending", order_id=order.id)
-        credentials = await self.credentials(account)
-        await self.session.commit()
-        client = self.private(account.exchange, credentials)
-        try:
-            result = await client.place_order(
-                market.symbol,
-                "buy" if side == "buy" else "sell",
-                "market",
-                amount,
-                None,
-                order.client_order_id,
-            )
-        except AppError as exc:
-            order.status = "unknown" if exc.message_key == "exchange.order_outcome_unknown" else "rejected"
-            order.error, order.updated_at = exc.message_key[:255], self.clock()
-            await self.session.commit()
-            raise
-        finally:
-            await client.close()
-        execution = await self._record_live_fill(user.id, account, market, order, result)
         await self.audit.add(
             "order.filled",
             tenant_id=user.tenant_id,
@@ -652,65 +648,51 @@ class TradingService:
         await self.session.commit()
         return execution
 
-    async def _record_live_fill(
-        self, user_id: int, account: ExchangeAccount, market: MarketInfo, order: Order, result: OrderResult
-    ) -> Execution:
-        """Book an exchange fill on the order and the position (fees converted to the quote asset)."""
+    def new_order(
+        self,
+        user_id: int,
+        account: ExchangeAccount,
+        symbol: str,
+        side: str,
+        *,
+        order_type: str,
+        amount: Decimal,
+        client_order_id: str,
+        status: str,
+        limit_price: Decimal | None = None,
+        reason: str = "manual",
+        stop_loss: Decimal | None = None,
+        take_profit: Decimal | None = None,
+        fee_asset: str | None = None,
+        reserved: Decimal = ZERO,
+    ) -> Order:
+        """A new order row, nothing filled yet."""
         now = self.clock()
-        price = result.average_price or (result.cost / result.filled if result.filled else ZERO)
-        fee_quote = result.fee if result.fee_asset in (None, market.quote) else result.fee * price
-        received = (
-            result.filled - result.fee
-            if result.fee_asset == market.base and order.side == "buy"
-            else result.filled
-        )
-        order.exchange_order_id = result.exchange_order_id
-        order.status = "closed" if result.status == "closed" else result.status
-        order.filled, order.average_price, order.cost = result.filled, price, result.cost
-        order.fee, order.fee_asset, order.updated_at = result.fee, result.fee_asset, now
-        position = await self.repo.open_position(account.id, market.symbol, for_update=True)
-        realized: Decimal | None = None
-        if order.side == "buy" and received > 0:
-            if position is None:
-                position = await self.repo.add_position(
-                    _new_position(user_id, account.id, account.exchange, market.symbol, now)
-                )
-            state = _state(position).after_buy(received, result.cost, fee_quote)
-            if order.stop_loss is not None:
-                position.stop_loss = order.stop_loss
-            if order.take_profit is not None:
-                position.take_profit = order.take_profit
-            _store(position, state, now)
-        elif order.side == "sell" and position is not None and position.amount > 0 and result.filled > 0:
-            sold = min(result.filled, position.amount)
-            state, realized = _state(position).after_sell(
-                sold, result.cost * sold / result.filled, fee_quote * sold / result.filled
-            )
-            if _is_dust(state.amount, market):
-                # What is left cannot be traded (below the exchange's step or minimum): written off.
-                realized -= state.cost_basis
-                state = replace(
-                    state, amount=ZERO, cost_basis=ZERO, realized_pnl=state.realized_pnl - state.cost_basis
-                )
-            _store(position, state, now)
-        else:
-            state = _state(position) if position is not None else PositionState()
-        order.realized_pnl = realized or ZERO
-        order.position_id = position.id if position is not None else None
-        await self.session.flush()
-        return Execution(
-            order_id=order.id,
-            mode="live",
-            symbol=market.symbol,
-            side=order.side,
-            amount=received,
-            average_price=price,
-            cost=result.cost,
-            fee=fee_quote,
-            quote=market.quote,
-            realized_pnl=realized,
-            position_amount=state.amount,
-            position_entry=state.average_entry,
+        return Order(
+            user_id=user_id,
+            account_id=account.id,
+            position_id=None,
+            exchange=PAPER if account.is_paper else account.exchange,
+            symbol=symbol,
+            side=side,
+            order_type=order_type,
+            amount=amount,
+            limit_price=limit_price,
+            client_order_id=client_order_id,
+            exchange_order_id=None,
+            status=status,
+            filled=ZERO,
+            average_price=None,
+            cost=ZERO,
+            fee=ZERO,
+            fee_asset=fee_asset,
+            realized_pnl=ZERO,
+            reserved=reserved,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            reason=reason,
+            created_at=now,
+            updated_at=now,
         )
 
     async def _place_paper_limit(
@@ -734,33 +716,21 @@ class TradingService:
             raise InsufficientBalance(need=reserve, have=row.free, asset=row.asset)
         row.free -= reserve
         row.locked += reserve
-        now = self.clock()
         order = await self.repo.add_order(
-            Order(
-                user_id=user.id,
-                account_id=account.id,
-                position_id=None,
-                exchange=PAPER,
-                symbol=market.symbol,
-                side=side,
+            self.new_order(
+                user.id,
+                account,
+                market.symbol,
+                side,
                 order_type="limit",
                 amount=amount,
                 limit_price=price,
                 client_order_id=f"cu{claimed.id}",
-                exchange_order_id=None,
                 status="open",
-                filled=ZERO,
-                average_price=None,
-                cost=ZERO,
-                fee=ZERO,
                 fee_asset=market.quote,
-                realized_pnl=ZERO,
                 reserved=reserve,
                 stop_loss=_d(payload.get("stop_loss")),
                 take_profit=_d(payload.get("take_profit")),
-                reason="manual",
-                created_at=now,
-                updated_at=now,
             )
         )
         await self.repo.finish_pending(claimed, "placed", order_id=order.id)
