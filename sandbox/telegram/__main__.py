@@ -11,7 +11,9 @@ from .server import TelegramEmulator
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    emu = TelegramEmulator(callback_query_timeout=args.callback_timeout)
+    emu = TelegramEmulator(
+        callback_query_timeout=args.callback_timeout, pre_checkout_timeout=args.pre_checkout_timeout
+    )
     await emu.start(args.host, args.port)
     tokens = args.token or [None]
     for index, token in enumerate(tokens):
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("--token", action="append", help="bot token '<id>:<secret>' (repeatable)")
     parser.add_argument("--username", default="cryptouniverse_bot")
     parser.add_argument("--callback-timeout", type=float, default=15.0)
+    parser.add_argument("--pre-checkout-timeout", type=float, default=10.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 @dataclass
 class Settings:
     callback_query_timeout: float = 15.0  # seconds until an unanswered callback query is "too old"
+    pre_checkout_timeout: float = 10.0  # seconds the bot has to answer a pre-checkout query
     webhook_retry_delays: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
     webhook_timeout: float = 10.0
     max_poll_timeout: float = 50.0

@@ -70,8 +70,12 @@ async def get_updates(ctx: ApiContext, bot: Bot, p: Params) -> list[Json]:
             raise api_error(409, errors.POLL_CONFLICT)
         if bot.webhook is not None:
             raise api_error(409, errors.WEBHOOK_CONFLICT)
-        if bot.updates:
-            return [update for _, _, update in itertools.islice(bot.updates, limit)]
+        if bot.redeliveries or bot.updates:
+            again: list[Json] = []
+            while bot.redeliveries and len(again) < limit:
+                again.append(bot.redeliveries.popleft())
+            fresh = [update for _, _, update in itertools.islice(bot.updates, limit - len(again))]
+            return again + fresh
         remaining = deadline - loop.time()
         if remaining <= 0 or ctx.state.closing:
             return []
@@ -94,6 +98,7 @@ async def set_webhook(ctx: ApiContext, bot: Bot, p: Params) -> Described:
     _apply_allowed_updates(bot, p)
     if p.flag("drop_pending_updates"):
         bot.updates.clear()
+        bot.redeliveries.clear()
     same = bot.webhook is not None and bot.webhook.url == url
     bot.webhook = WebhookConfig(url=url, secret_token=secret or None, max_connections=max_connections)
     bot.webhook.ip_address = p.string("ip_address")
@@ -107,6 +112,7 @@ async def set_webhook(ctx: ApiContext, bot: Bot, p: Params) -> Described:
 async def delete_webhook(ctx: ApiContext, bot: Bot, p: Params) -> Described:
     if p.flag("drop_pending_updates"):
         bot.updates.clear()
+        bot.redeliveries.clear()
     if bot.webhook is None:
         return Described(True, "Webhook is already deleted")
     bot.webhook = None
@@ -118,7 +124,7 @@ async def delete_webhook(ctx: ApiContext, bot: Bot, p: Params) -> Described:
 async def get_webhook_info(ctx: ApiContext, bot: Bot, p: Params) -> Json:
     hook = bot.webhook
     info: Json = {"url": hook.url if hook else "", "has_custom_certificate": False}
-    info["pending_update_count"] = len(bot.updates)
+    info["pending_update_count"] = bot.pending_count
     if hook is not None:
         if hook.ip_address:
             info["ip_address"] = hook.ip_address

@@ -85,11 +85,67 @@ class BotMessage:
         value = self.raw.get("file_url")
         return str(value) if value else None
 
+    @property
+    def invoice(self) -> Json | None:
+        """The Invoice of an invoice message (title, description, currency, total_amount, start_parameter)."""
+        value = self.raw.get("invoice")
+        return dict(value) if isinstance(value, dict) else None
+
     def __getitem__(self, key: str) -> Any:
         return self.raw[key]
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.raw.get(key, default)
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """The outcome of paying an invoice (see ``ChatUser.pay``)."""
+
+    raw: Json
+
+    @property
+    def status(self) -> str:
+        """ "paid" or "failed"."""
+        return str(self.raw["status"])
+
+    @property
+    def paid(self) -> bool:
+        return self.status == "paid"
+
+    @property
+    def reason(self) -> str | None:
+        """Why it failed: "declined" (answered ok=false) or "timeout" (not answered in time)."""
+        return self.raw.get("reason")
+
+    @property
+    def error_message(self) -> str | None:
+        return self.raw.get("error_message")
+
+    @property
+    def answer_seconds(self) -> float | None:
+        """How long the bot took to answer the pre-checkout query (None if it did not)."""
+        value = self.raw.get("answer_seconds")
+        return None if value is None else float(value)
+
+    @property
+    def pre_checkout_query_id(self) -> str:
+        return str(self.raw["pre_checkout_query_id"])
+
+    @property
+    def telegram_payment_charge_id(self) -> str | None:
+        return self.raw.get("telegram_payment_charge_id")
+
+    @property
+    def update_id(self) -> int | None:
+        """The update that carried the successful_payment message."""
+        value = self.raw.get("update_id")
+        return None if value is None else int(value)
+
+    @property
+    def message(self) -> Json | None:
+        """The user's service message with ``successful_payment``."""
+        return self.raw.get("message")
 
 
 class ControlError(RuntimeError):
@@ -183,6 +239,34 @@ class EmulatorClient:
             },
         )
 
+    async def payments(self, bot_id: int | None = None, user_id: int | None = None) -> list[Json]:
+        """Successful payments (``status`` "paid" or "refunded"), oldest first."""
+        return list(await self.request("GET", "payments", params={"bot_id": bot_id, "user_id": user_id}))
+
+    async def pre_checkout_queries(self, bot_id: int | None = None, user_id: int | None = None) -> list[Json]:
+        """Pre-checkout queries with ``status``, ``ok``, ``error_message`` and ``answer_seconds``."""
+        params = {"bot_id": bot_id, "user_id": user_id}
+        return list(await self.request("GET", "pre_checkout_queries", params=params))
+
+    async def invoices(self, bot_id: int | None = None) -> list[Json]:
+        """Every invoice the bot sent or linked, with its payload and prices."""
+        return list(await self.request("GET", "invoices", params={"bot_id": bot_id}))
+
+    async def redeliver_payment(
+        self, telegram_payment_charge_id: str, *, same_update_id: bool = True, bot_id: int | None = None
+    ) -> int:
+        """Deliver a successful_payment to the bot again; returns the update_id used."""
+        body = {
+            "telegram_payment_charge_id": telegram_payment_charge_id,
+            "same_update_id": same_update_id,
+            "bot_id": bot_id,
+        }
+        return int((await self.post("redeliver_payment", body))["update_id"])
+
+    async def redeliver_update(self, update: Json, bot_id: int | None = None) -> int:
+        """Deliver an update again unchanged (same update_id)."""
+        return int((await self.post("redeliver_update", {"update": update, "bot_id": bot_id}))["update_id"])
+
     async def download(self, file_url: str) -> bytes:
         url = file_url if file_url.startswith("http") else f"{self.base_url}{file_url}"
         async with self.session.get(url) as response:
@@ -222,6 +306,7 @@ class ChatUser:
         self.chat_actions: list[str] = []
         self.callback_answers: dict[str, Json] = {}
         self.keyboard: Json | None = None  # the reply keyboard currently shown
+        self.payment_events: list[Json] = []  # "payment" chat events: paid, failed, refunded
 
     # ------------------------------------------------------------------------------------------ actions
 
@@ -292,6 +377,28 @@ class ChatUser:
         form.add_field("file", data, filename=filename, content_type=mime_type or "application/octet-stream")
         return dict((await self.client.request("POST", "upload", data=form))["message"])
 
+    async def pay(
+        self,
+        invoice: BotMessage | int | str,
+        *,
+        tip_amount: int = 0,
+        order_info: Json | None = None,
+    ) -> PaymentResult:
+        """Pay an invoice message (a ``BotMessage`` or message id) or an invoice link (a URL string).
+
+        Returns once the bot answered the pre-checkout query (and the successful_payment message was sent)
+        or the pre-checkout timeout passed.
+        """
+        await self._register()
+        body: Json = {"user_id": self.user_id, "bot_id": self.bot_id, "tip_amount": tip_amount or None}
+        if isinstance(invoice, str):
+            body["link"] = invoice
+        else:
+            body["message_id"] = invoice if isinstance(invoice, int) else invoice.message_id
+        if order_info is not None:
+            body["order_info"] = order_info
+        return PaymentResult(dict(await self.client.post("pay", body)))
+
     async def block(self, blocked: bool = True) -> None:
         await self.client.post("block", {"user_id": self.user_id, "blocked": blocked, "bot_id": self.bot_id})
 
@@ -330,6 +437,8 @@ class ChatUser:
                 self.chat_actions.append(str(event["action"]))
             elif kind == "callback_answer":
                 self.callback_answers[str(event["callback_query_id"])] = event
+            elif kind == "payment":
+                self.payment_events.append(event)
         self._cursor = max(self._cursor, int(result["seq"]))
 
     async def refresh(self) -> None:

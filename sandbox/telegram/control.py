@@ -236,7 +236,7 @@ def setup_control_routes(app: web.Application, emu: TelegramEmulator) -> None:
                 "last_error_message": hook.last_error_message,
             },
             "allowed_updates": sorted(bot.allowed_updates) if bot.allowed_updates else None,
-            "pending": len(bot.updates),
+            "pending": bot.pending_count,
             "calls": len(bot.calls),
         }
 
@@ -271,6 +271,61 @@ def setup_control_routes(app: web.Application, emu: TelegramEmulator) -> None:
         _, conv = conversation_of(data)
         return [state.display(s.message, s.reply_keyboard) for s in conv.messages.values()]
 
+    async def pay(data: dict[str, Any], request: web.Request) -> Any:
+        order_info = data.get("order_info")
+        if order_info is not None and not isinstance(order_info, dict):
+            raise ActionError("order_info must be an object")
+        outcome = await actions.pay(
+            _int(data, "user_id"),
+            _opt_int(data, "message_id"),
+            link=_opt_str(data, "link"),
+            bot_id=_opt_int(data, "bot_id"),
+            tip_amount=_int(data, "tip_amount", 0),
+            order_info=order_info,
+        )
+        result = outcome.to_control()
+        if result["message"] is not None:
+            result["message"] = state.display(result["message"], None)
+        return result
+
+    async def payments(data: dict[str, Any], request: web.Request) -> Any:
+        bot = bot_of(data)
+        user_id = _opt_int(data, "user_id")
+        return [
+            p.to_control() for p in bot.payments.payments.values() if user_id is None or p.user_id == user_id
+        ]
+
+    async def pre_checkout_queries(data: dict[str, Any], request: web.Request) -> Any:
+        bot = bot_of(data)
+        user_id = _opt_int(data, "user_id")
+        return [
+            q.to_control() for q in bot.payments.queries.values() if user_id is None or q.user_id == user_id
+        ]
+
+    async def invoices(data: dict[str, Any], request: web.Request) -> Any:
+        bot = bot_of(data)
+        return [i.to_control() for i in [*bot.payments.invoices.values(), *bot.payments.links.values()]]
+
+    async def redeliver_payment(data: dict[str, Any], request: web.Request) -> Any:
+        charge_id = _opt_str(data, "telegram_payment_charge_id")
+        if not charge_id:
+            raise ActionError("telegram_payment_charge_id is required")
+        update_id = actions.redeliver_payment(
+            charge_id, same_update_id=_flag(data, "same_update_id", True), bot_id=_opt_int(data, "bot_id")
+        )
+        return {"update_id": update_id}
+
+    async def redeliver_update(data: dict[str, Any], request: web.Request) -> Any:
+        update = data.get("update")
+        if isinstance(update, str):
+            try:
+                update = json.loads(update)
+            except ValueError:
+                raise ActionError("update must be a JSON object") from None
+        if not isinstance(update, dict):
+            raise ActionError("update must be a JSON object")
+        return {"update_id": actions.redeliver_update(update, bot_id=_opt_int(data, "bot_id"))}
+
     routes: list[tuple[str, str, Callable[[dict[str, Any], web.Request], Awaitable[Any]]]] = [
         ("GET", "bots", bots),
         ("POST", "users", users),
@@ -287,6 +342,12 @@ def setup_control_routes(app: web.Application, emu: TelegramEmulator) -> None:
         ("GET", "commands", commands),
         ("GET", "calls", calls),
         ("POST", "fail_next", fail_next),
+        ("POST", "pay", pay),
+        ("GET", "payments", payments),
+        ("GET", "pre_checkout_queries", pre_checkout_queries),
+        ("GET", "invoices", invoices),
+        ("POST", "redeliver_payment", redeliver_payment),
+        ("POST", "redeliver_update", redeliver_update),
     ]
     for http_method, name, func in routes:
         app.router.add_route(http_method, f"/sandbox/api/{name}", guarded(func))

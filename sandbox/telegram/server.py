@@ -14,12 +14,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from . import api_bot, api_media, api_messages  # noqa: F401  (register the Bot API methods)
-from .actions import Sent, UserActions
+from . import api_bot, api_media, api_messages, api_payments  # noqa: F401  (register the Bot API methods)
+from .actions import PaymentOutcome, Sent, UserActions
 from .api import METHODS, ApiContext, Described, Settings
 from .control import setup_control_routes
 from .errors import ApiError, too_many_requests
 from .params import MAX_BODY, Params, Upload, read_request
+from .payments import PaymentRecord, PreCheckoutRecord
 from .state import ApiCall, Bot, Chat, Fault, Json, State, User
 
 log = logging.getLogger(__name__)
@@ -51,12 +52,15 @@ class TelegramEmulator:
         self,
         *,
         callback_query_timeout: float = 15.0,
+        pre_checkout_timeout: float = 10.0,
         webhook_retry_delays: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
         clock: Callable[[], float] = time.time,
         record_calls: bool = True,
     ) -> None:
         self.settings = Settings(
-            callback_query_timeout=callback_query_timeout, webhook_retry_delays=webhook_retry_delays
+            callback_query_timeout=callback_query_timeout,
+            pre_checkout_timeout=pre_checkout_timeout,
+            webhook_retry_delays=webhook_retry_delays,
         )
         self.state = State(clock)
         self.actions = UserActions(self.state, self.settings)
@@ -182,8 +186,50 @@ class TelegramEmulator:
         conv = self.state.conversations.get((bot.id, chat_id)) or self.state.conversations.get((0, chat_id))
         return [stored.message for stored in conv.messages.values()] if conv else []
 
+    # ------------------------------------------------------------------------------------------ payments
+
+    async def user_pay(
+        self,
+        user_id: int,
+        message_id: int | None = None,
+        *,
+        link: str | None = None,
+        bot_id: int | None = None,
+        tip_amount: int = 0,
+        order_info: Json | None = None,
+    ) -> PaymentOutcome:
+        """The user pays an invoice message or link; returns once the payment succeeded or failed."""
+        return await self.actions.pay(
+            user_id, message_id, link=link, bot_id=bot_id, tip_amount=tip_amount, order_info=order_info
+        )
+
+    def payments(self, *, bot_id: int | None = None, user_id: int | None = None) -> list[PaymentRecord]:
+        """Successful payments (refunded ones included), oldest first."""
+        found = self.bot(bot_id).payments.payments.values()
+        return [p for p in found if user_id is None or p.user_id == user_id]
+
+    def pre_checkout_queries(
+        self, *, bot_id: int | None = None, user_id: int | None = None
+    ) -> list[PreCheckoutRecord]:
+        """Every pre-checkout query with its outcome and ``answer_seconds``, oldest first."""
+        found = self.bot(bot_id).payments.queries.values()
+        return [q for q in found if user_id is None or q.user_id == user_id]
+
+    def redeliver_payment(
+        self, telegram_payment_charge_id: str, *, same_update_id: bool = True, bot_id: int | None = None
+    ) -> int:
+        """Deliver a successful_payment again: the same update (same update_id) or a new one."""
+        return self.actions.redeliver_payment(
+            telegram_payment_charge_id, same_update_id=same_update_id, bot_id=bot_id
+        )
+
+    def redeliver_update(self, update: Json, *, bot_id: int | None = None) -> int:
+        """Deliver an update again unchanged (same update_id), as after a failed webhook delivery."""
+        return self.actions.redeliver_update(update, bot_id=bot_id)
+
     def pending_updates(self, bot_id: int | None = None) -> list[Json]:
-        return [update for _, _, update in self.bot(bot_id).updates]
+        bot = self.bot(bot_id)
+        return [*bot.redeliveries, *(update for _, _, update in bot.updates)]
 
     # ------------------------------------------------------------------------------------------ test helpers
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .markup import render_html
+from .payments import PaymentLedger
 
 Json = dict[str, Any]
 
@@ -194,6 +195,7 @@ class Bot:
     token: str
     next_update_id: int = 1
     updates: deque[tuple[int, str, Json]] = field(default_factory=deque)  # (update_id, type, update)
+    redeliveries: deque[Json] = field(default_factory=deque)  # updates sent again with their old update_id
     allowed_updates: frozenset[str] | None = None
     webhook: WebhookConfig | None = None
     commands: dict[tuple[str, str], list[Json]] = field(default_factory=dict)  # (scope key, language) -> list
@@ -203,6 +205,7 @@ class Bot:
     )  # (name|description|short_description, lang)
     callback_queries: dict[str, CallbackQueryRecord] = field(default_factory=dict)
     calls: list[ApiCall] = field(default_factory=list)
+    payments: PaymentLedger = field(default_factory=PaymentLedger)
     updates_signal: Signal = field(default_factory=Signal)
     poll_generation: int = 0
     logged_out: bool = False
@@ -210,6 +213,10 @@ class Bot:
     @property
     def id(self) -> int:
         return self.user.id
+
+    @property
+    def pending_count(self) -> int:
+        return len(self.updates) + len(self.redeliveries)
 
     def wants(self, update_type: str) -> bool:
         if self.allowed_updates:
@@ -300,6 +307,8 @@ class State:
         """Wake every long poll (used when the server stops)."""
         for bot in self.bots.values():
             bot.updates_signal.fire()
+            for query in bot.payments.queries.values():
+                query.done.set()
         for conv in self.conversations.values():
             conv.signal.fire()
 
@@ -482,6 +491,14 @@ class State:
         bot.updates.append((update_id, update_type, {"update_id": update_id, **update}))
         bot.updates_signal.fire()
         return update_id
+
+    def redeliver(self, bot: Bot, update: Json) -> int:
+        """Deliver an update again, unchanged (same update_id), as Telegram does after a failed delivery."""
+        if not isinstance(update.get("update_id"), int):
+            raise ValueError("the update has no update_id")
+        bot.redeliveries.append(dict(update))
+        bot.updates_signal.fire()
+        return int(update["update_id"])
 
     def confirm_updates(self, bot: Bot, offset: int) -> None:
         updates = bot.updates

@@ -58,15 +58,19 @@ class WebhookManager:
         failures = 0
         while bot.webhook is not None:
             handle = bot.updates_signal.wait_handle()
-            if not bot.updates:
+            if not bot.updates and not bot.redeliveries:
                 await handle.wait()
                 continue
             hook = bot.webhook
-            update_id, _, update = bot.updates[0]
+            again = bool(bot.redeliveries)
+            update = bot.redeliveries[0] if again else bot.updates[0][2]
             error = await self._post(bot, hook.url, hook.secret_token, update)
             if error is None:
                 failures = 0
-                if bot.updates and bot.updates[0][0] == update_id:
+                if again:
+                    if bot.redeliveries and bot.redeliveries[0] is update:
+                        bot.redeliveries.popleft()
+                elif bot.updates and bot.updates[0][2] is update:
                     bot.updates.popleft()
                 self.delivered[bot.id] = self.delivered.get(bot.id, 0) + 1
                 continue

@@ -72,6 +72,7 @@
     commandsFetchedAt: 0,
     hintIndex: -1,            // highlighted command in the "/" hint, -1 = none
     pendingButtons: new Set(),
+    invoiceStatus: new Map(), // invoice message_id -> { status, text } from "payment" events
     chatActionTimer: null,
     recording: null,
   };
@@ -493,6 +494,64 @@
     return null;
   }
 
+  /** An amount in the smallest units of a currency, as Telegram shows it ("⭐ 100" for Stars). */
+  function formatAmount(currency, amount) {
+    if (currency === 'XTR') return `⭐ ${amount}`;
+    try {
+      const fmt = new Intl.NumberFormat(undefined, { style: 'currency', currency });
+      const digits = fmt.resolvedOptions().maximumFractionDigits;
+      return fmt.format(amount / 10 ** digits);
+    } catch {
+      return `${amount} ${currency}`;
+    }
+  }
+
+  function invoiceStatusText(ev) {
+    if (ev.status === 'paid') return 'Paid ✓';
+    if (ev.status === 'refunded') return 'Refunded';
+    return `Payment failed: ${ev.error_message || 'unknown error'}`;
+  }
+
+  /** The card of an invoice message: title, description, amount and a Pay button. */
+  function renderInvoice(msg, hasPayButton) {
+    const inv = msg.invoice;
+    const amount = formatAmount(inv.currency, inv.total_amount);
+    const status = state.invoiceStatus.get(msg.message_id);
+    const card = h('div', { class: 'invoice', 'data-testid': 'invoice-card', 'data-currency': inv.currency },
+      h('div', { class: 'invoice-title', 'data-testid': 'invoice-title', text: inv.title }),
+      h('div', { class: 'invoice-description', 'data-testid': 'invoice-description', text: inv.description }),
+      h('div', { class: 'invoice-amount', 'data-testid': 'invoice-amount', text: amount }),
+      h('div', {
+        class: 'invoice-status', 'data-testid': 'invoice-status', 'data-status': status ? status.status : undefined,
+        hidden: !status, text: status ? status.text : '',
+      }));
+    // With its own keyboard the bot's first button is the Pay button; otherwise Telegram draws one.
+    if (!hasPayButton) {
+      const btn = h('button', {
+        type: 'button', class: 'inline-button invoice-pay', 'data-testid': 'invoice-pay-button', text: `Pay ${amount}`,
+      });
+      btn.addEventListener('click', () => payInvoice(msg.message_id, btn));
+      card.append(btn);
+    }
+    return card;
+  }
+
+  /** The service line of a payment (the user's successful_payment / refunded_payment message). */
+  function renderPaymentService(msg) {
+    const bot = currentBot();
+    const botName = bot ? (bot.first_name || bot.username || 'the bot') : 'the bot';
+    const paid = msg.successful_payment;
+    const info = paid || msg.refunded_payment;
+    const amount = formatAmount(info.currency, info.total_amount);
+    const text = paid
+      ? `You successfully transferred ${amount} to ${botName}`
+      : `${amount} refunded by ${botName}`;
+    return h('div', {
+      class: 'msg service', 'data-testid': 'payment-service', 'data-from': 'service',
+      'data-message-id': String(msg.message_id), 'data-charge-id': info.telegram_payment_charge_id,
+    }, h('span', { class: 'service-text', text }));
+  }
+
   function svgIcon(path) {
     const ns = 'http://www.w3.org/2000/svg';
     const svg = document.createElementNS(ns, 'svg');
@@ -540,7 +599,14 @@
         },
       });
     }
-    // switch_inline_query, pay, callback_game, ...: shown but not emulated
+    if (button.pay && msg.invoice) {
+      const btn = h('button', {
+        type: 'button', class: 'inline-button invoice-pay', 'data-testid': 'invoice-pay-button', text,
+      });
+      btn.addEventListener('click', () => payInvoice(msg.message_id, btn));
+      return btn;
+    }
+    // switch_inline_query, callback_game, ...: shown but not emulated
     return h('button', {
       type: 'button', class: 'inline-button', 'data-testid': 'inline-button', text,
       onclick: () => showToast('This button type is not supported by the web chat'),
@@ -548,6 +614,7 @@
   }
 
   function renderMessage(msg) {
+    if (msg.successful_payment || msg.refunded_payment) return renderPaymentService(msg);
     const fromBot = isFromBot(msg);
     const node = h('div', {
       class: 'msg', 'data-testid': 'message', 'data-from': fromBot ? 'bot' : 'user',
@@ -560,7 +627,11 @@
       bubble.append(h('div', { class: 'reply-quote', 'data-testid': 'reply-quote', text: quoted }));
     }
 
-    const media = renderMedia(msg);
+    const markup = msg.reply_markup;
+    const rows = markup && Array.isArray(markup.inline_keyboard) ? markup.inline_keyboard : [];
+    const media = msg.invoice
+      ? renderInvoice(msg, !!(rows[0] && rows[0][0] && rows[0][0].pay))
+      : renderMedia(msg);
     if (media) {
       bubble.classList.add('has-media');
       bubble.append(media);
@@ -586,10 +657,7 @@
     bubble.append(meta);
     node.append(bubble);
 
-    const markup = msg.reply_markup;
-    if (markup && Array.isArray(markup.inline_keyboard) && markup.inline_keyboard.length) {
-      node.append(renderInlineKeyboard(msg, markup.inline_keyboard));
-    }
+    if (rows.length) node.append(renderInlineKeyboard(msg, rows));
     return node;
   }
 
@@ -760,6 +828,9 @@
       case 'chat_action':
         if (live) showChatAction(ev.action);
         break;
+      case 'payment':
+        applyPaymentEvent(ev);
+        break;
       case 'callback_answer':
         clearPendingButtons();
         if (live && ev.text) {
@@ -769,6 +840,20 @@
         break;
       default:
         console.debug('unknown chat event', ev);
+    }
+  }
+
+  /** A payment was made, refused or refunded: show it on the invoice card. */
+  function applyPaymentEvent(ev) {
+    if (ev.invoice_message_id === null || ev.invoice_message_id === undefined) return;
+    const status = { status: ev.status, text: invoiceStatusText(ev) };
+    state.invoiceStatus.set(ev.invoice_message_id, status);
+    const node = state.messages.get(ev.invoice_message_id);
+    const label = node && node.querySelector('[data-testid="invoice-status"]');
+    if (label) {
+      label.textContent = status.text;
+      label.dataset.status = status.status;
+      label.hidden = false;
     }
   }
 
@@ -888,6 +973,31 @@
       btn.classList.remove('pending');
       state.pendingButtons.delete(btn);
       showToast(`Could not press: ${err.message}`, { error: true });
+    }
+  }
+
+  /**
+   * Pays an invoice: the emulator sends the bot a pre-checkout query and answers once the bot
+   * accepted (a successful_payment follows) or refused it, or did not answer in time.
+   */
+  async function payInvoice(messageId, btn) {
+    if (btn.disabled) return;
+    btn.disabled = true;
+    btn.classList.add('pending');
+    const body = { user_id: state.userId, message_id: messageId };
+    if (state.botId !== null) body.bot_id = state.botId;
+    try {
+      const result = await api('/pay', { method: 'POST', body, timeoutMs: 90000 });
+      if (result && result.status === 'paid') {
+        showToast(`Payment successful: ${formatAmount(result.currency, result.total_amount)}`);
+      } else {
+        showAlert((result && result.error_message) || 'Payment failed');
+      }
+    } catch (err) {
+      showToast(`Could not pay: ${err.message}`, { error: true });
+    } finally {
+      btn.disabled = false;
+      btn.classList.remove('pending');
     }
   }
 
