@@ -31,6 +31,8 @@ from services.crypto import SecretBox
 from services.exchanges.registry import ExchangeConfig, ExchangeRegistry
 from services.exchanges.types import EXCHANGES, Credentials
 from services.i18n import I18n
+from services.market.data import MarketDataService, MemoryCandleCache, RedisCandleCache
+from services.market.report import ReportService
 from services.risk.limits import RiskLimits
 from services.tenants import TenantInfo
 from services.throttling import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -76,6 +78,8 @@ class Application:
     secret_box: SecretBox
     exchanges: ExchangeRegistry
     services: ServiceFactory
+    market: MarketDataService
+    reports: ReportService
 
     def set_tenant(self, tenant: TenantInfo) -> None:
         self.dispatcher["tenant"] = tenant
@@ -147,6 +151,7 @@ def build_dispatcher(
     storage: BaseStorage,
     exchanges: ExchangeRegistry,
     services: ServiceFactory,
+    reports: ReportService,
 ) -> Dispatcher:
     admin_ids = frozenset(settings.admin_ids)
     dispatcher = Dispatcher(
@@ -159,6 +164,7 @@ def build_dispatcher(
         redis=redis,
         admin_ids=admin_ids,
         exchanges=exchanges,
+        reports=reports,
     )
     # Outer update middlewares run in this order, after aiogram's own (errors, user context, FSM).
     dispatcher.update.outer_middleware(DbSessionMiddleware(session_factory))
@@ -188,6 +194,13 @@ def build_application(settings: Settings) -> Application:
     exchanges = build_exchanges(settings)
     secret_box = SecretBox(master_key.get_secret_value())
     services = ServiceFactory(exchanges, secret_box, trading_config(settings))
+    market = MarketDataService(
+        exchanges,
+        RedisCandleCache(redis) if redis is not None else MemoryCandleCache(),
+        default_exchange=settings.default_exchange,
+        quote=settings.trading.paper_quote,
+    )
+    reports = ReportService(market)
     dispatcher = build_dispatcher(
         settings=settings,
         i18n=i18n,
@@ -198,6 +211,7 @@ def build_application(settings: Settings) -> Application:
         storage=storage,
         exchanges=exchanges,
         services=services,
+        reports=reports,
     )
     inbox = InboxProcessor(
         bot=bot,
@@ -227,4 +241,6 @@ def build_application(settings: Settings) -> Application:
         secret_box=secret_box,
         exchanges=exchanges,
         services=services,
+        market=market,
+        reports=reports,
     )

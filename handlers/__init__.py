@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import accounts, errors, fallback, menu, positions, settings, start, trading
+from handlers import accounts, errors, fallback, market, menu, positions, settings, start, trading
 
 
 def build_root_router() -> Router:
@@ -17,6 +17,7 @@ def build_root_router() -> Router:
         settings.build_router(),
         trading.build_router(),
         positions.build_router(),
+        market.build_router(),
         menu.build_router(),
         fallback.build_router(),
     )

@@ -20,6 +20,7 @@ COMMANDS = (
     "tp",
     "cancel",
     "panic",
+    "analyze",
     "connect",
     "accounts",
     "settings",

@@ -37,3 +37,8 @@ def signed(value: Decimal) -> str:
 
 def pct(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):+f}"
+
+
+def price_float(value: float) -> str:
+    """An indicator-derived price (a statistic in binary floating point), shown like a price."""
+    return price(Decimal(repr(value)))

@@ -123,11 +123,15 @@ async def test_a_person_uses_the_bot_from_the_web_chat(
             await bot_message.get_by_text("Main menu").wait_for()
             assert await bot_message.locator("b").count() >= 1
             await bot_message.get_by_test_id("inline-button").filter(has_text="Market").click()
-            await page.get_by_text("is not available yet").wait_for()
+            await page.get_by_text("Pick a coin").wait_for()
+            await page.get_by_test_id("inline-button").filter(has_text="📊 BTC").last.click()
+            chart = page.locator('[data-testid="message"][data-from="bot"]').filter(has_text="Score:").last
+            await chart.wait_for(timeout=30_000)
+            assert await chart.locator("img").count() == 1
             await page.get_by_test_id("inline-button").filter(has_text="Main menu").last.click()
-            await page.locator('[data-testid="message"][data-from="bot"]').last.get_by_text(
-                "Main menu"
-            ).wait_for()
+            await page.locator('[data-testid="message"][data-from="bot"]').filter(
+                has_text="choose an area"
+            ).last.wait_for()
             await page.screenshot(path=str(sandbox_process.workdir / "sandbox.png"))
         finally:
             await browser.close()
