@@ -37,5 +37,28 @@ class Metrics:
             "cu_component_up", "1 when a component is healthy", ["component"], registry=self.registry
         )
 
+        # the outbound sender (bot/sender.py)
+        self.outbound_messages = Counter(
+            "cu_outbound_messages_total", "Outbound messages by outcome", ["status"], registry=self.registry
+        )
+        self.outbound_flood_waits = Counter(
+            "cu_outbound_flood_waits_total", "429 answers to outbound messages, by what paused", ["scope"],
+            registry=self.registry,
+        )
+        self.outbound_retries = Counter(
+            "cu_outbound_retries_total", "Outbound messages retried after a transient error", ["error"],
+            registry=self.registry,
+        )
+        self.outbound_queued = Gauge(
+            "cu_outbound_queued", "Outbound messages waiting to be sent", registry=self.registry
+        )
+        self.outbound_in_flight = Gauge(
+            "cu_outbound_in_flight", "Outbound requests in flight", registry=self.registry
+        )
+        self.outbound_latency = Histogram(
+            "cu_outbound_latency_seconds", "From queueing to delivery of an outbound message",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

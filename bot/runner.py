@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from bot.factory import Application, build_application
 from bot.notifier import TelegramNotifier
 from bot.polling import Poller
+from bot.sender import Sender
 from bot.settings import Settings
 from bot.web import WEBHOOK_PATH, create_web_app
 from db import migrate
@@ -33,6 +34,7 @@ class RunningBot:
     runner: web.AppRunner
     poller: Poller | None = None
     scheduler: AsyncIOScheduler | None = None
+    sender: Sender | None = None
     port: int = 0
     _stopped: bool = field(default=False, init=False)
 
@@ -49,6 +51,8 @@ class RunningBot:
         if self.poller is not None:
             await self.poller.stop()
         await self.app.inbox.stop()
+        if self.sender is not None:
+            await self.sender.stop(drain_timeout=10.0)
         await self.runner.cleanup()
         await self.app.close()
 
@@ -70,6 +74,7 @@ async def start_bot(settings: Settings) -> RunningBot:
     if settings.webhook_mode and settings.webhook_secret is None:
         settings.webhook_secret = SecretStr(secrets.token_urlsafe(32))
     app = build_application(settings)
+    sender: Sender | None = None
     try:
         await migrate.upgrade(app.engine)
         me = await app.bot.get_me()
@@ -96,10 +101,13 @@ async def start_bot(settings: Settings) -> RunningBot:
         port = settings.http_port or _bound_port(runner)
         running = RunningBot(app=app, runner=runner, port=port)
         app.inbox.start()
+        # every message sent outside a request goes through one paced sender
+        sender = running.sender = Sender(app.bot, metrics=app.metrics)
+        sender.start()
         running.scheduler = build_scheduler(
             session_factory=app.session_factory,
             trading_factory=app.services.trading,
-            notifier=TelegramNotifier(app.bot, app.i18n),
+            notifier=TelegramNotifier(app.bot, app.i18n, sender, wait_for_delivery=False),
             protections_interval=settings.trading.watch_interval_seconds,
             live_orders_interval=settings.trading.live_orders_interval_seconds,
             live_order_settle=settings.trading.live_order_settle_seconds,
@@ -123,6 +131,8 @@ async def start_bot(settings: Settings) -> RunningBot:
             log.info("bot.started", mode="polling", username=me.username, http_port=port)
         return running
     except BaseException:
+        if sender is not None:
+            await sender.stop(drain_timeout=0)
         await app.close()
         raise
 
