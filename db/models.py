@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +10,8 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -209,3 +211,153 @@ class PendingAction(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(16))
+
+
+# --------------------------------------------------------------------------------------------- billing
+#
+# Credits: `credit_accounts` holds each user's running balance and debt, `credit_entries` the append-only
+# ledger behind it. Balance and debt are never both positive and never negative (CHECK constraints): a
+# shortfall is debt, and any later credit settles the debt before it adds to the balance. Every entry's
+# `amount` is the signed change of `balance - debt`, so the entries of a user always sum to that figure.
+# The CHECKs cast to NUMERIC because SQLite stores Money as its decimal string.
+
+CREDIT_ENTRY_KINDS = ("grant", "purchase", "consumption", "fee", "refund", "adjustment")
+PURCHASE_KINDS = ("pack", "plan")
+PURCHASE_PROVIDERS = ("telegram_stars", "telegram_fiat", "stripe")
+PURCHASE_STATUSES = ("pending", "paid", "refunded", "failed")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
+class CreditAccount(Base):
+    """A user's credit balance and debt, updated in the same transaction as the ledger entry."""
+
+    __tablename__ = "credit_accounts"
+    __table_args__ = (
+        CheckConstraint("CAST(balance AS NUMERIC) >= 0", name="balance_not_negative"),
+        CheckConstraint("CAST(debt AS NUMERIC) >= 0", name="debt_not_negative"),
+        CheckConstraint("CAST(balance AS NUMERIC) = 0 OR CAST(debt AS NUMERIC) = 0", name="balance_or_debt"),
+    )
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    balance: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    debt: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    version: Mapped[int] = mapped_column(Integer, default=0)  # bumped by every change (compare-and-set)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CreditEntry(Base):
+    """One movement of credits. Rows are never updated (a database trigger refuses it)."""
+
+    __tablename__ = "credit_entries"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_credit_entries_idempotency_key"),
+        UniqueConstraint("reversal_of", name="uq_credit_entries_reversal_of"),
+        Index("ix_credit_entries_user_id_id", "user_id", "id"),
+        CheckConstraint(_one_of("kind", CREDIT_ENTRY_KINDS), name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(MONEY)  # signed change of balance - debt
+    balance_after: Mapped[Decimal] = mapped_column(MONEY)
+    debt_after: Mapped[Decimal] = mapped_column(MONEY)
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    reference: Mapped[str | None] = mapped_column(String(64))  # e.g. "position:42", "purchase:7"
+    reversal_of: Mapped[int | None] = mapped_column(ForeignKey("credit_entries.id"))
+    note: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Purchase(Base):
+    """A credit pack or a plan period bought through a payment provider: pending -> paid -> refunded."""
+
+    __tablename__ = "purchases"
+    __table_args__ = (
+        UniqueConstraint("provider_charge_id", name="uq_purchases_provider_charge_id"),
+        UniqueConstraint("provider_session_id", name="uq_purchases_provider_session_id"),
+        UniqueConstraint("provider_payment_id", name="uq_purchases_provider_payment_id"),
+        Index("ix_purchases_user_id_created_at", "user_id", "created_at"),
+        CheckConstraint(_one_of("kind", PURCHASE_KINDS), name="kind"),
+        CheckConstraint(_one_of("provider", PURCHASE_PROVIDERS), name="provider"),
+        CheckConstraint(_one_of("status", PURCHASE_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(8))
+    item_code: Mapped[str] = mapped_column(String(32))  # a pack code ("credits_100") or a plan code ("pro")
+    amount: Mapped[Decimal] = mapped_column(MONEY)  # in the currency's major unit: dollars, Stars
+    currency: Mapped[str] = mapped_column(String(8))  # "USD", "XTR" (Telegram Stars)
+    credits: Mapped[Decimal | None] = mapped_column(MONEY)  # credits a pack grants, fixed at purchase time
+    provider: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    provider_charge_id: Mapped[str | None] = mapped_column(String(255))
+    provider_session_id: Mapped[str | None] = mapped_column(String(255))
+    provider_payment_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Subscription(Base):
+    """A plan subscription. The user's plan is that of an active (or trialing) one whose period has not
+    ended; otherwise Free."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        UniqueConstraint("stripe_subscription_id", name="uq_subscriptions_stripe_subscription_id"),
+        Index("ix_subscriptions_user_id_status", "user_id", "status"),
+        Index("ix_subscriptions_stripe_customer_id", "stripe_customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    plan: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # active | trialing | past_due | canceled | expired
+    provider: Mapped[str] = mapped_column(String(16))
+    current_period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    current_period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255))
+    telegram_charge_id: Mapped[str | None] = mapped_column(String(255))  # the latest Telegram charge
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PaymentEvent(Base):
+    """A provider's event (webhook or update) taken in; the unique pair makes processing idempotent."""
+
+    __tablename__ = "payment_events"
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id", name="uq_payment_events_provider_event_id"),
+        Index("ix_payment_events_purchase_id", "purchase_id"),
+        CheckConstraint(_one_of("provider", PURCHASE_PROVIDERS), name="provider"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(64))
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id", ondelete="SET NULL"))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UsageCounter(Base):
+    """Metered use of a feature per user and UTC day (AI signals), counted up to the plan's quota."""
+
+    __tablename__ = "usage_counters"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    feature: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
