@@ -33,6 +33,7 @@ from services.exchanges.types import EXCHANGES, Credentials
 from services.i18n import I18n
 from services.market.data import MarketDataService, MemoryCandleCache, RedisCandleCache
 from services.market.report import ReportService
+from services.market.scanner import Scanner, ScannerConfig
 from services.risk.limits import RiskLimits
 from services.tenants import TenantInfo
 from services.throttling import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -80,6 +81,7 @@ class Application:
     services: ServiceFactory
     market: MarketDataService
     reports: ReportService
+    scanner: Scanner
 
     def set_tenant(self, tenant: TenantInfo) -> None:
         self.dispatcher["tenant"] = tenant
@@ -151,7 +153,9 @@ def build_dispatcher(
     storage: BaseStorage,
     exchanges: ExchangeRegistry,
     services: ServiceFactory,
+    market: MarketDataService,
     reports: ReportService,
+    scanner: Scanner,
 ) -> Dispatcher:
     admin_ids = frozenset(settings.admin_ids)
     dispatcher = Dispatcher(
@@ -164,7 +168,9 @@ def build_dispatcher(
         redis=redis,
         admin_ids=admin_ids,
         exchanges=exchanges,
+        market=market,
         reports=reports,
+        scanner=scanner,
     )
     # Outer update middlewares run in this order, after aiogram's own (errors, user context, FSM).
     dispatcher.update.outer_middleware(DbSessionMiddleware(session_factory))
@@ -201,6 +207,15 @@ def build_application(settings: Settings) -> Application:
         quote=settings.trading.paper_quote,
     )
     reports = ReportService(market)
+    scanner = Scanner(
+        market,
+        ScannerConfig(
+            timeframes=settings.market.timeframes,
+            universe_size=settings.market.scan_universe_size,
+            symbols=settings.market.symbols,
+            min_score=settings.market.scan_min_score,
+        ),
+    )
     dispatcher = build_dispatcher(
         settings=settings,
         i18n=i18n,
@@ -211,7 +226,9 @@ def build_application(settings: Settings) -> Application:
         storage=storage,
         exchanges=exchanges,
         services=services,
+        market=market,
         reports=reports,
+        scanner=scanner,
     )
     inbox = InboxProcessor(
         bot=bot,
@@ -243,4 +260,5 @@ def build_application(settings: Settings) -> Application:
         services=services,
         market=market,
         reports=reports,
+        scanner=scanner,
     )

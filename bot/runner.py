@@ -112,6 +112,10 @@ async def start_bot(settings: Settings) -> RunningBot:
             live_orders_interval=settings.trading.live_orders_interval_seconds,
             live_order_settle=settings.trading.live_order_settle_seconds,
             live_order_give_up=settings.trading.live_order_give_up_seconds,
+            market=app.market,
+            scanner=app.scanner,
+            alerts_interval=settings.market.alerts_interval_seconds,
+            scan_delay_seconds=settings.market.scan_delay_seconds,
         )
         running.scheduler.start()
         allowed = app.dispatcher.resolve_used_update_types()

@@ -59,6 +59,23 @@ class TradingSettings(BaseModel):
     live_order_give_up_seconds: float = 600.0
 
 
+class MarketSettings(BaseModel):
+    alerts_interval_seconds: float = 5.0
+    scan_timeframes: str = "1h,4h"  # comma separated; the scanner runs as each of them closes
+    scan_universe_size: int = 30
+    scan_symbols: str = ""  # comma separated; empty: the top pairs by 24h volume
+    scan_min_score: int = 60
+    scan_delay_seconds: int = 5  # after a candle closes, so the exchange has it
+
+    @property
+    def timeframes(self) -> tuple[str, ...]:
+        return tuple(t.strip().lower() for t in self.scan_timeframes.split(",") if t.strip())
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(s.strip() for s in self.scan_symbols.split(",") if s.strip())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -104,6 +121,7 @@ class Settings(BaseSettings):
     default_exchange: Literal["binance", "kraken", "kucoin"] = "binance"
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
     trading: TradingSettings = Field(default_factory=TradingSettings)
+    market: MarketSettings = Field(default_factory=MarketSettings)
 
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)

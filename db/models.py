@@ -361,3 +361,70 @@ class UsageCounter(Base):
     feature: Mapped[str] = mapped_column(String(32), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --------------------------------------------------------------------------------------------- market
+
+
+class PriceAlert(Base):
+    """A price alert: fires once when the market crosses it (status active -> fired, or deleted)."""
+
+    __tablename__ = "price_alerts"
+    __table_args__ = (
+        Index("ix_price_alerts_status", "status"),
+        Index("ix_price_alerts_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(8))  # above | below | rise | fall
+    threshold: Mapped[Decimal] = mapped_column(MONEY)  # a price, or a 24h change in percent
+    reference_price: Mapped[Decimal | None] = mapped_column(MONEY)
+    status: Mapped[str] = mapped_column(String(8), default="active")
+    fired_price: Mapped[Decimal | None] = mapped_column(MONEY)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ScanSubscription(Base):
+    __tablename__ = "scan_subscriptions"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    symbols: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every scanned symbol
+    timeframes: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every scanned timeframe
+    min_score: Mapped[int] = mapped_column(Integer, default=60)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScanOpportunity(Base):
+    """One scored symbol on one closed candle."""
+
+    __tablename__ = "scan_opportunities"
+    __table_args__ = (
+        UniqueConstraint("exchange", "symbol", "timeframe", "candle_ts", name="uq_scan_opportunities_candle"),
+        Index("ix_scan_opportunities_timeframe_candle", "timeframe", "candle_ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(32))
+    timeframe: Mapped[str] = mapped_column(String(8))
+    candle_ts: Mapped[int] = mapped_column(BigInteger)
+    score: Mapped[int] = mapped_column(Integer)
+    direction: Mapped[str] = mapped_column(String(8))
+    price: Mapped[Decimal] = mapped_column(MONEY)
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScanDelivery(Base):
+    __tablename__ = "scan_deliveries"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    opportunity_id: Mapped[int] = mapped_column(
+        ForeignKey("scan_opportunities.id", ondelete="CASCADE"), primary_key=True
+    )
+    delivered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

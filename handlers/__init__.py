@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import accounts, errors, fallback, market, menu, positions, settings, start, trading
+from handlers import (
+    accounts,
+    alerts,
+    errors,
+    fallback,
+    market,
+    menu,
+    positions,
+    settings,
+    start,
+    trading,
+)
 
 
 def build_root_router() -> Router:
@@ -18,6 +29,7 @@ def build_root_router() -> Router:
         trading.build_router(),
         positions.build_router(),
         market.build_router(),
+        alerts.build_router(),
         menu.build_router(),
         fallback.build_router(),
     )

@@ -6,9 +6,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scheduler.jobs import live_orders_job, protections_job
+from scheduler.market import alerts_job, scan_job
+from services.market.data import MarketDataService
+from services.market.scanner import Scanner
 from services.notify import Notifier
 from services.trading.service import TradingService
 
@@ -22,6 +26,10 @@ def build_scheduler(
     live_orders_interval: float,
     live_order_settle: float,
     live_order_give_up: float,
+    market: MarketDataService | None = None,
+    scanner: Scanner | None = None,
+    alerts_interval: float = 5.0,
+    scan_delay_seconds: int = 5,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
@@ -48,4 +56,35 @@ def build_scheduler(
         id="live_orders",
         name="live order follower and reconciler",
     )
+    if market is not None:
+        scheduler.add_job(
+            alerts_job,
+            "interval",
+            seconds=alerts_interval,
+            args=(session_factory, market, notifier),
+            id="alerts",
+            name="price alerts",
+        )
+    if scanner is not None:
+        for timeframe in scanner.config.timeframes:
+            scheduler.add_job(
+                scan_job,
+                candle_close_trigger(timeframe, scan_delay_seconds),
+                args=(session_factory, scanner, notifier, timeframe),
+                id=f"scan_{timeframe}",
+                name=f"market scanner {timeframe}",
+            )
     return scheduler
+
+
+def candle_close_trigger(timeframe: str, delay_seconds: int) -> CronTrigger:
+    """Fires as each candle of `timeframe` closes (UTC), `delay_seconds` later."""
+    unit, count = timeframe[-1], int(timeframe[:-1])
+    second = str(delay_seconds % 60)
+    if unit == "m":
+        return CronTrigger(minute=f"*/{count}", second=second, timezone="UTC")
+    if unit == "h":
+        return CronTrigger(hour=f"*/{count}", minute="0", second=second, timezone="UTC")
+    if unit == "d":
+        return CronTrigger(hour="0", minute="0", second=second, timezone="UTC")
+    raise ValueError(f"no schedule for timeframe {timeframe!r}")

@@ -25,6 +25,24 @@ class Html(str):
     __slots__ = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Msg:
+    """A parameter that is itself a message, translated in the language of the message it goes into
+    (services that notify users pass these: they do not know the user's language)."""
+
+    key: str
+    params: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MsgList:
+    """Several messages joined, each translated like `Msg`."""
+
+    items: tuple[Msg, ...]
+    separator: str = ", "
+    empty: str = "—"
+
+
 def plural_form(locale: str, count: int | Decimal | float) -> str:
     """CLDR cardinal plural category for the languages we ship."""
     if isinstance(count, int) or (isinstance(count, Decimal | float) and count == int(count)):
@@ -72,11 +90,19 @@ class Translator:
         if isinstance(template, Mapping):
             count = params.get("count", 0)
             template = template.get(plural_form(self.locale, count), template.get("other", key))
-        safe = {name: _escape(value) for name, value in params.items()}
+        safe = {name: _escape(self._resolve(value)) for name, value in params.items()}
         try:
             return str(template).format_map(safe)
         except (KeyError, IndexError, ValueError):
             return str(template)
+
+    def _resolve(self, value: Any) -> Any:
+        if isinstance(value, Msg):
+            return self.get(value.key, **(value.params or {}))
+        if isinstance(value, MsgList):
+            parts = [self.get(m.key, **(m.params or {})) for m in value.items]
+            return value.separator.join(parts) if parts else value.empty
+        return value
 
     def has(self, key: str) -> bool:
         return key in self.catalog or key in self.fallback
