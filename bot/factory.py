@@ -27,6 +27,8 @@ from bot.settings import Settings
 from db.engine import create_engine, create_session_factory
 from db.models import ExchangeAccount
 from handlers import build_root_router
+from services.billing.entitlements import Entitlements
+from services.billing.plans import Catalogue
 from services.crypto import SecretBox
 from services.exchanges.registry import ExchangeConfig, ExchangeRegistry
 from services.exchanges.types import EXCHANGES, Credentials
@@ -48,10 +50,19 @@ class ServiceFactory:
     exchanges: ExchangeRegistry
     secret_box: SecretBox
     config: TradingConfig
+    catalogue: Catalogue
+
+    def entitlements(self, session: AsyncSession) -> Entitlements:
+        return Entitlements(session, self.catalogue)
 
     def accounts(self, session: AsyncSession) -> AccountService:
         return AccountService(
-            session, self.exchanges, self.secret_box, config=self.config, redact=register_secret
+            session,
+            self.exchanges,
+            self.secret_box,
+            config=self.config,
+            redact=register_secret,
+            entitlements=self.entitlements(session),
         )
 
     def trading(self, session: AsyncSession) -> TradingService:
@@ -60,7 +71,12 @@ class ServiceFactory:
             return await self.accounts(session).credentials(account)
 
         return TradingService(
-            session, self.exchanges, self.config, credentials=credentials, private=self.exchanges.private
+            session,
+            self.exchanges,
+            self.config,
+            credentials=credentials,
+            private=self.exchanges.private,
+            entitlements=self.entitlements(session),
         )
 
 
@@ -171,6 +187,7 @@ def build_dispatcher(
         market=market,
         reports=reports,
         scanner=scanner,
+        catalogue=services.catalogue,
     )
     # Outer update middlewares run in this order, after aiogram's own (errors, user context, FSM).
     dispatcher.update.outer_middleware(DbSessionMiddleware(session_factory))
@@ -199,7 +216,8 @@ def build_application(settings: Settings) -> Application:
     storage: BaseStorage = RedisStorage(redis) if redis is not None else MemoryStorage()
     exchanges = build_exchanges(settings)
     secret_box = SecretBox(master_key.get_secret_value())
-    services = ServiceFactory(exchanges, secret_box, trading_config(settings))
+    catalogue = Catalogue(settings.billing)
+    services = ServiceFactory(exchanges, secret_box, trading_config(settings), catalogue)
     market = MarketDataService(
         exchanges,
         RedisCandleCache(redis) if redis is not None else MemoryCandleCache(),

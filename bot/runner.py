@@ -22,6 +22,8 @@ from bot.settings import Settings
 from bot.web import WEBHOOK_PATH, create_web_app
 from db import migrate
 from handlers.commands import bot_commands
+from scheduler.leader import scheduler_election
+from scheduler.lock import LeaderElection, build_leader_lock
 from scheduler.setup import build_scheduler
 from services.tenants import TenantService
 
@@ -34,6 +36,7 @@ class RunningBot:
     runner: web.AppRunner
     poller: Poller | None = None
     scheduler: AsyncIOScheduler | None = None
+    election: LeaderElection | None = None
     sender: Sender | None = None
     port: int = 0
     _stopped: bool = field(default=False, init=False)
@@ -47,7 +50,9 @@ class RunningBot:
             return
         self._stopped = True
         if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown(wait=False)  # no job runs or starts here any more
+        if self.election is not None:
+            await self.election.stop()  # then the lock goes to the next process
         if self.poller is not None:
             await self.poller.stop()
         await self.app.inbox.stop()
@@ -75,6 +80,7 @@ async def start_bot(settings: Settings) -> RunningBot:
         settings.webhook_secret = SecretStr(secrets.token_urlsafe(32))
     app = build_application(settings)
     sender: Sender | None = None
+    election: LeaderElection | None = None
     try:
         await migrate.upgrade(app.engine)
         me = await app.bot.get_me()
@@ -117,7 +123,19 @@ async def start_bot(settings: Settings) -> RunningBot:
             alerts_interval=settings.market.alerts_interval_seconds,
             scan_delay_seconds=settings.market.scan_delay_seconds,
         )
-        running.scheduler.start()
+        # of the processes sharing this database, only the leader runs the jobs
+        election = running.election = scheduler_election(
+            running.scheduler,
+            build_leader_lock(
+                settings.resolved_database_url,
+                scope=f"{tenant.slug}:{me.id}",
+                ttl=settings.scheduler.lock_ttl_seconds,
+                backend=settings.scheduler.lock_backend,
+                redis_url=settings.redis_url,
+            ),
+            retry_interval=settings.scheduler.lock_retry_seconds,
+        )
+        election.start()
         allowed = app.dispatcher.resolve_used_update_types()
         if settings.webhook_mode:
             assert settings.webhook_url and settings.webhook_secret
@@ -135,6 +153,8 @@ async def start_bot(settings: Settings) -> RunningBot:
             log.info("bot.started", mode="polling", username=me.username, http_port=port)
         return running
     except BaseException:
+        if election is not None:
+            await election.stop()
         if sender is not None:
             await sender.stop(drain_timeout=0)
         await app.close()

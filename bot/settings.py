@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.billing.plans import BillingSettings
+
 PUBLIC_TELEGRAM_API = "https://api.telegram.org"
 SUPPORTED_LOCALES = ("en", "ru", "es")
 
@@ -76,6 +78,14 @@ class MarketSettings(BaseModel):
         return tuple(s.strip() for s in self.scan_symbols.split(",") if s.strip())
 
 
+class SchedulerSettings(BaseModel):
+    """Leader lock: of the processes sharing one database, one runs the scheduled jobs."""
+
+    lock_backend: Literal["auto", "postgres", "redis", "file", "process"] = "auto"
+    lock_ttl_seconds: float = Field(default=10.0, gt=0)
+    lock_retry_seconds: float = Field(default=2.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -122,6 +132,10 @@ class Settings(BaseSettings):
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
     trading: TradingSettings = Field(default_factory=TradingSettings)
     market: MarketSettings = Field(default_factory=MarketSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
+    # Telegram Payments provider token for card (fiat) invoices; Stars need none.
+    payments_provider_token: SecretStr | None = None
 
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)

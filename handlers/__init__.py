@@ -7,6 +7,7 @@ from aiogram import Router
 from handlers import (
     accounts,
     alerts,
+    billing,
     errors,
     fallback,
     market,
@@ -30,6 +31,7 @@ def build_root_router() -> Router:
         positions.build_router(),
         market.build_router(),
         alerts.build_router(),
+        billing.build_router(),
         menu.build_router(),
         fallback.build_router(),
     )

@@ -17,6 +17,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, Update
 
 from handlers import format as fmt
 from handlers.commands import COMMANDS
+from handlers.errors import describe, remedy
 from handlers.filters import PRIVATE
 from handlers.render import plain, show
 from keyboards.accounts import (
@@ -394,7 +395,12 @@ async def on_use(
     try:
         request = await accounts.request_switch(user, callback_data.account_id)
     except AppError as exc:
-        await _alert(query, i18n, exc)
+        markup = remedy(i18n, exc)
+        if markup is None:
+            await _alert(query, i18n, exc)
+            return
+        await query.answer()  # a refusal with a way out (the plans) stays in the chat
+        await query.bot.send_message(query.from_user.id, describe(i18n, exc), reply_markup=markup)  # type: ignore[union-attr]
         return
     label = account_label(i18n, request.account)
     if request.token is None:

@@ -8,9 +8,11 @@ import structlog
 from aiogram import Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import ExceptionTypeFilter
-from aiogram.types import ErrorEvent
+from aiogram.types import ErrorEvent, InlineKeyboardMarkup
 
 from handlers.render import plain
+from keyboards.billing import buy_credits_button, see_plans_button
+from services.billing.errors import CreditsRequired, EntitlementError
 from services.errors import AppError
 from services.exchanges.types import exchange_name
 from services.i18n import I18n, Translator
@@ -25,13 +27,17 @@ def build_router() -> Router:
     return router
 
 
-async def _tell(event: ErrorEvent, text: str) -> None:
+async def _tell(event: ErrorEvent, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
     update = event.update
     try:
         if update.callback_query is not None:
             await update.callback_query.answer(plain(text), show_alert=True)
+            if markup is not None and update.callback_query.message is not None:
+                bot = update.callback_query.bot
+                assert bot is not None
+                await bot.send_message(update.callback_query.from_user.id, text, reply_markup=markup)
         elif update.message is not None and update.message.chat.type == "private":
-            await update.message.answer(text)
+            await update.message.answer(text, reply_markup=markup)
     except TelegramAPIError as exc:
         log.warning("error_reply_failed", error=type(exc).__name__)
 
@@ -49,13 +55,27 @@ def describe(t: Translator, exc: AppError) -> str:
     params = dict(exc.params)
     if isinstance(params.get("exchange"), str):
         params["exchange"] = exchange_name(params["exchange"])
+    if isinstance(exc, EntitlementError):
+        params["feature"] = t(f"billing.features.{exc.feature}")
+        params["plan"] = t(f"billing.plan_names.{exc.plan}")
+        params["required_plan"] = t(f"billing.plan_names.{exc.required_plan}") if exc.required_plan else None
     return t(exc.message_key, **params)
+
+
+def remedy(t: Translator, exc: AppError) -> InlineKeyboardMarkup | None:
+    """The way out of a refusal: credit packs, or the plans."""
+    if isinstance(exc, CreditsRequired):
+        return buy_credits_button(t)
+    if isinstance(exc, EntitlementError):
+        return see_plans_button(t)
+    return None
 
 
 async def on_app_error(event: ErrorEvent, **data: Any) -> None:
     exc = event.exception
     assert isinstance(exc, AppError)
-    await _tell(event, describe(_translator(data), exc))
+    t = _translator(data)
+    await _tell(event, describe(t, exc), remedy(t, exc))
 
 
 async def on_unexpected_error(event: ErrorEvent, **data: Any) -> None:

@@ -7,7 +7,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from handlers import format as fmt
-from handlers.errors import describe
+from handlers.errors import describe, remedy
 from handlers.filters import PRIVATE
 from handlers.render import confirmation_gone, plain, show
 from keyboards.menu import MenuCB
@@ -134,7 +134,7 @@ async def on_confirm(
         return
     except AppError as exc:
         # the confirmation is used up: the card itself keeps the outcome (an alert would vanish)
-        await show(query, describe(i18n, exc), None)
+        await show(query, describe(i18n, exc), remedy(i18n, exc))
         return
     await show(query, render_execution(i18n, done), None)
 

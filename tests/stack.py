@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from bot.runner import RunningBot, start_bot
-from bot.settings import InboxSettings, Settings, ThrottleSettings
+from bot.settings import InboxSettings, SchedulerSettings, Settings, ThrottleSettings
 from sandbox.exchanges import ExchangeEmulator, Market, start_all
 from sandbox.telegram import TelegramEmulator
 from sandbox.telegram.client import ChatUser, EmulatorClient
@@ -94,6 +94,7 @@ def make_settings(
         "webhook_secret": SecretStr("e2e-webhook-secret") if mode == "webhook" else None,
         "throttle": ThrottleSettings(rate=1000, burst=1000),
         "inbox": InboxSettings(lease_seconds=5, sweep_interval=0.2),
+        "scheduler": SchedulerSettings(lock_ttl_seconds=1.0, lock_retry_seconds=0.2),
         "log_format": "console",
     }
     values.update(overrides)

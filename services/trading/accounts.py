@@ -22,6 +22,7 @@ from db.models import ExchangeAccount, PendingAction, TradingProfile
 from db.repositories import AuditRepository, InboxRepository
 from db.repositories.trading import TradingRepository
 from db.types import utcnow
+from services.billing.entitlements import Entitlements
 from services.crypto import DecryptionError, SecretBox
 from services.errors import AppError, NotFoundError, ValidationError
 from services.exchanges.errors import ExchangeAuthError, ExchangeError, ExchangePermissionError
@@ -218,8 +219,10 @@ class AccountService:
         config: TradingConfig | None = None,
         clock: Callable[[], datetime] = utcnow,
         redact: Callable[[str], None] | None = None,
+        entitlements: Entitlements | None = None,
     ) -> None:
         self.session = session
+        self.entitlements = entitlements
         self.exchanges = exchanges
         self.box = secret_box
         self.config = config or TradingConfig()
@@ -468,6 +471,8 @@ class AccountService:
             await self._activate(user, profile, account, previous=active)
             await self.session.commit()
             return SwitchRequest(_view(account, account.id), None, None, ttl)
+        if self.entitlements is not None:
+            await self.entitlements.require(user.id, "live_trading", exchange=account.exchange)
         now = self.clock()
         token = token_source.token_hex(8)
         expires = now + self.confirm_ttl
@@ -498,6 +503,12 @@ class AccountService:
             await self.repo.finish_pending(claimed, "gone")
             await self.session.commit()
             raise AccountNotFound()
+        if self.entitlements is not None and not account.is_paper:
+            decision = await self.entitlements.check(user.id, "live_trading", exchange=account.exchange)
+            if not decision.allowed:
+                await self.repo.finish_pending(claimed, "refused")
+                await self.session.commit()
+                decision.raise_if_refused()
         await self._activate(user, profile, account, previous=active)
         await self.repo.finish_pending(claimed, "switched")
         await self.session.commit()

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import ExchangeAccount, Order, Position, User
+from services.credits.ledger import CreditLedger
 from services.errors import AppError, ValidationError
 from services.exchanges.types import ExchangeClient, MarketInfo, OrderResult, OrderType, Side
 from services.trading.paper import round_step
@@ -36,6 +37,7 @@ PENDING = ("sending", "open", "unknown", "canceling")
 IN_FLIGHT = ("sending", "canceling")
 ENDED = frozenset({"closed", "canceled", "rejected", "expired", "not_placed"})
 OUTCOME_UNKNOWN = "exchange.order_outcome_unknown"
+USD_QUOTES = frozenset({"USDT", "USDC", "USD", "FDUSD", "BUSD", "TUSD", "DAI"})
 NOT_PLACED = "exchange.order_not_placed"
 
 
@@ -231,6 +233,11 @@ class LiveOrders:
         order.realized_pnl = realized or ZERO
         order.position_id = position.id if position is not None else None
         await self.session.flush()
+        if realized is not None and realized > 0 and market.quote in USD_QUOTES:
+            # live profit uses up credits (1 credit per USD); what they do not cover becomes debt
+            await CreditLedger(self.session).consume_profit(
+                order.user_id, realized, f"profit:order:{order.id}", reference=f"order:{order.id}"
+            )
         return Execution(
             order_id=order.id,
             mode="live",

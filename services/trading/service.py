@@ -19,7 +19,8 @@ from db.models import ExchangeAccount, Order, PendingAction, Position, TradingPr
 from db.repositories import AuditRepository
 from db.repositories.trading import TradingRepository
 from db.types import utcnow
-from services.errors import NotFoundError, ValidationError
+from services.billing.entitlements import Entitlements
+from services.errors import AppError, NotFoundError, ValidationError
 from services.exchanges.types import Credentials, ExchangeClient, MarketInfo, OrderBook, Ticker
 from services.risk.limits import AccountState, RiskDecision, RiskLimits, check_order
 from services.trading.paper import Fill, limit_fill, round_step, walk_book
@@ -183,8 +184,10 @@ class TradingService:
         clock: Any = utcnow,
         credentials: CredentialsSource | None = None,
         private: PrivateClients | None = None,
+        entitlements: Entitlements | None = None,
     ) -> None:
         self.session = session
+        self.entitlements = entitlements
         self.repo = TradingRepository(session)
         self.audit = AuditRepository(session)
         self.market_data = market_data
@@ -245,6 +248,8 @@ class TradingService:
             balances = dict(await self.repo.balances(account.id))
             await self.session.commit()  # no transaction (or SQLite write lock) held across network calls
         else:
+            if side == "buy":
+                await self._require_live_entry(user, account)
             balances = await self.live_balances(account)
         market = await client.market(request.symbol)
         held = balances[market.base].free if market.base in balances else ZERO
@@ -292,6 +297,11 @@ class TradingService:
             take_profit=request.take_profit,
             risk=risk,
         )
+
+    async def _require_live_entry(self, user: UserProfile, account: ExchangeAccount) -> None:
+        """New live entries need a plan that trades live on this exchange and credits (no debt)."""
+        if self.entitlements is not None:
+            await self.entitlements.require(user.id, "live_entry", exchange=account.exchange)
 
     async def live_balances(self, account: ExchangeAccount) -> dict[str, Any]:
         """A live account's balances, read from the exchange with its own key."""
@@ -531,6 +541,13 @@ class TradingService:
             await self.session.flush()
             raise PriceMoved(estimate=estimate, price=fill.average_price, pct=moved.quantize(Decimal("0.01")))
         if not account.is_paper:
+            if side == "buy":
+                try:
+                    await self._require_live_entry(user, account)
+                except AppError:
+                    await self.repo.finish_pending(claimed, "refused")
+                    await self.session.commit()
+                    raise
             return await self._execute_live(user, account, market, claimed, payload)
         profile, _ = await self.active_account(user)
         balances = await self.repo.balances(account.id, for_update=True)

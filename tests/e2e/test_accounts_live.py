@@ -17,8 +17,11 @@ from sqlalchemy import String, Text, func, select
 from bot.logging import redact_text
 from bot.settings import TradingSettings
 from db.models import AuditLog, ExchangeAccount, InboxUpdate, TradingProfile, User
+from db.types import utcnow
 from sandbox.exchanges import kraken
 from sandbox.telegram.client import BotMessage, ChatUser
+from services.billing.purchases import PurchaseService
+from services.credits.ledger import CreditLedger
 from services.crypto import DecryptionError, SecretBox
 from services.trading.accounts import AccountService, CredentialsUnreadable
 from tests.stack import Stack, bot_stack
@@ -280,11 +283,26 @@ async def test_the_wizard_rejects_bad_input_and_can_be_left(sqlite_stack: Stack)
 # ------------------------------------------------------------------------------------------- switching
 
 
+async def give_plan(stack: Stack, telegram_id: int, plan: str = "pro", credits: int = 500) -> None:
+    """A paid plan and some credits, as a purchase would give them (live trading needs both)."""
+    async with stack.app.session_factory() as session:
+        row = await session.scalar(select(User).where(User.telegram_id == telegram_id))
+        assert row is not None
+        catalogue = stack.app.services.catalogue
+        await PurchaseService(session, catalogue).activate_plan(
+            row.id, catalogue.plan(plan), provider="telegram_stars", purchase_id=None, period_start=utcnow()
+        )
+        if credits:
+            await CreditLedger(session).grant(row.id, credits, "adjustment", f"test:{row.id}:{plan}")
+        await session.commit()
+
+
 async def _connected(stack: Stack, user: ChatUser) -> int:
     key = new_key("binance")
     register(stack, key)
     outcome, _ = await connect(user, key)
     assert "connected" in outcome.text
+    await give_plan(stack, user.user_id)
     [row] = [r for r in await live_rows(stack) if r.removed_at is None]
     return row.id
 

@@ -11,14 +11,14 @@ from sqlalchemy import select
 from bot.notifier import TelegramNotifier
 from bot.settings import MarketSettings
 from db.models import PriceAlert, ScanDelivery
-from scheduler.market import scan_job
 from sandbox.telegram import TelegramEmulator
-from tests.stack import BOT_USERNAME, bot_stack
+from scheduler.market import scan_job
+from tests.stack import BOT_USERNAME, Stack, bot_stack
 
 FAST = MarketSettings(alerts_interval_seconds=0.2)
 
 
-def market_price(stack, symbol: str) -> D:  # type: ignore[no-untyped-def]
+def market_price(stack: Stack, symbol: str) -> D:
     return stack.exchanges["binance"].market.price(symbol)
 
 
@@ -73,7 +73,13 @@ async def test_an_alert_survives_a_restart(tmp_path: Path, sqlite_url: str) -> N
     emulator = TelegramEmulator()
     await emulator.start(host="127.0.0.1", port=0)
     token = emulator.add_bot(username=BOT_USERNAME, first_name="CryptoUniverse")
-    common = {"database_url": sqlite_url, "exchanges": True, "market": FAST, "emulator": emulator, "token": token}
+    common = {
+        "database_url": sqlite_url,
+        "exchanges": True,
+        "market": FAST,
+        "emulator": emulator,
+        "token": token,
+    }
     try:
         async with bot_stack(tmp_path, **common) as stack:  # type: ignore[arg-type]
             user = stack.user(8203)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot.settings import ExchangeSettings
 from db.models import Order, Position
 from sandbox.telegram.client import ChatUser
-from tests.e2e.test_accounts_live import BUTTON, Key, connect, new_key
+from tests.e2e.test_accounts_live import BUTTON, Key, connect, give_plan, new_key
 from tests.stack import Stack, bot_stack
 
 ORDER_PATHS = {"binance": "POST /api/v3/order", "kraken": "POST /0/private/AddOrder",
@@ -27,6 +27,7 @@ async def go_live(stack: Stack, user: ChatUser, exchange: str) -> Key:
     )
     outcome, _ = await connect(user, key)
     assert "connected" in outcome.text
+    await give_plan(stack, user.user_id)
     await user.send("/accounts")
     listing = await user.next_message()
     await user.press(listing, text=f"Use ⚡ {BUTTON[exchange]} …AB12")
