@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.metrics import Metrics
 from bot.settings import Settings
+from services.billing.plans import Catalogue
+from services.billing.stripe_checkout import StripeBilling
+from services.consensus.service import ConsensusService
+from services.controller import Controller
+from services.exchanges.registry import ExchangeRegistry
 from services.i18n import I18n
+from services.market.data import MarketDataService
+from services.market.report import ReportService
+from services.market.scanner import Scanner
 from services.tenants import TenantInfo
 from services.throttling import RateLimiter
 
@@ -25,5 +33,13 @@ class WorkflowData(TypedDict):
     metrics: Metrics
     redis: Redis | None
     admin_ids: frozenset[int]
+    exchanges: ExchangeRegistry
+    market: MarketDataService
+    reports: ReportService
+    scanner: Scanner
+    catalogue: Catalogue
+    controller: Controller
+    consensus: ConsensusService
+    stripe_billing: NotRequired[StripeBilling]  # when Stripe is configured
     # Per update, added by the middlewares: session (AsyncSession), user (UserProfile),
     # user_service (UserService), i18n (Translator), locale (str).

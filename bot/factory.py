@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+import stripe
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -17,7 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import aiogram_tuning
-from bot.health import HealthChecker
+from bot.health import HealthChecker, bind_metrics, build_controller
 from bot.inbox import InboxProcessor
 from bot.logging import register_secret
 from bot.metrics import Metrics
@@ -29,6 +30,11 @@ from db.models import ExchangeAccount
 from handlers import build_root_router
 from services.billing.entitlements import Entitlements
 from services.billing.plans import Catalogue
+from services.billing.stripe_checkout import StripeBilling, telegram_return_urls
+from services.consensus.cache import MemoryAnswerCache, RedisAnswerCache
+from services.consensus.config import resolve_llm_voters
+from services.consensus.service import ConsensusService
+from services.controller import Controller
 from services.crypto import SecretBox
 from services.exchanges.registry import ExchangeConfig, ExchangeRegistry
 from services.exchanges.types import EXCHANGES, Credentials
@@ -36,6 +42,7 @@ from services.i18n import I18n
 from services.market.data import MarketDataService, MemoryCandleCache, RedisCandleCache
 from services.market.report import ReportService
 from services.market.scanner import Scanner, ScannerConfig
+from services.notify import Notifier
 from services.risk.limits import RiskLimits
 from services.tenants import TenantInfo
 from services.throttling import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -98,11 +105,14 @@ class Application:
     market: MarketDataService
     reports: ReportService
     scanner: Scanner
+    controller: Controller
+    consensus: ConsensusService
 
     def set_tenant(self, tenant: TenantInfo) -> None:
         self.dispatcher["tenant"] = tenant
 
     async def close(self) -> None:
+        self.controller.close()
         await self.exchanges.close()
         await self.bot.session.close()
         if self.redis is not None:
@@ -172,6 +182,8 @@ def build_dispatcher(
     market: MarketDataService,
     reports: ReportService,
     scanner: Scanner,
+    controller: Controller,
+    consensus: ConsensusService,
 ) -> Dispatcher:
     admin_ids = frozenset(settings.admin_ids)
     dispatcher = Dispatcher(
@@ -188,6 +200,8 @@ def build_dispatcher(
         reports=reports,
         scanner=scanner,
         catalogue=services.catalogue,
+        controller=controller,
+        consensus=consensus,
     )
     # Outer update middlewares run in this order, after aiogram's own (errors, user context, FSM).
     dispatcher.update.outer_middleware(DbSessionMiddleware(session_factory))
@@ -215,6 +229,18 @@ def build_application(settings: Settings) -> Application:
     bot = build_bot(settings)
     storage: BaseStorage = RedisStorage(redis) if redis is not None else MemoryStorage()
     exchanges = build_exchanges(settings)
+    controller = build_controller(
+        engine=engine,
+        bot=bot,
+        redis=redis,
+        exchanges=exchanges,
+        check_timeout=settings.controller.check_timeout_seconds,
+        down_after=settings.controller.down_after,
+        up_after=settings.controller.up_after,
+        recovery_base=settings.controller.recovery_base_seconds,
+        recovery_max=settings.controller.recovery_max_seconds,
+    )
+    bind_metrics(controller, metrics, exchanges)
     secret_box = SecretBox(master_key.get_secret_value())
     catalogue = Catalogue(settings.billing)
     services = ServiceFactory(exchanges, secret_box, trading_config(settings), catalogue)
@@ -225,6 +251,7 @@ def build_application(settings: Settings) -> Application:
         quote=settings.trading.paper_quote,
     )
     reports = ReportService(market)
+    consensus = build_consensus(settings, session_factory, market, redis)
     scanner = Scanner(
         market,
         ScannerConfig(
@@ -247,6 +274,8 @@ def build_application(settings: Settings) -> Application:
         market=market,
         reports=reports,
         scanner=scanner,
+        controller=controller,
+        consensus=consensus,
     )
     inbox = InboxProcessor(
         bot=bot,
@@ -261,6 +290,7 @@ def build_application(settings: Settings) -> Application:
         metrics=metrics,
         redis=redis,
         mode="webhook" if settings.webhook_mode else "polling",
+        controller=controller,
     )
     return Application(
         settings=settings,
@@ -279,4 +309,59 @@ def build_application(settings: Settings) -> Application:
         market=market,
         reports=reports,
         scanner=scanner,
+        controller=controller,
+        consensus=consensus,
     )
+
+
+def build_stripe_billing(
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    catalogue: Catalogue,
+    notifier: Notifier,
+    bot_username: str,
+) -> tuple[StripeBilling, stripe.AIOHTTPClient] | None:
+    """Stripe Checkout and its webhook, when both Stripe keys are set."""
+    if settings.stripe_secret_key is None or settings.stripe_webhook_secret is None:
+        return None
+    api_key = settings.stripe_secret_key.get_secret_value()
+    webhook_secret = settings.stripe_webhook_secret.get_secret_value()
+    register_secret(api_key)
+    register_secret(webhook_secret)
+    http_client = stripe.AIOHTTPClient()
+
+    def client() -> stripe.StripeClient:
+        return stripe.StripeClient(
+            api_key, base_addresses={"api": settings.stripe_api_base}, http_client=http_client
+        )
+
+    billing = StripeBilling(
+        client_factory=client,
+        session_factory=session_factory,
+        catalogue=catalogue,
+        webhook_secret=webhook_secret,
+        return_urls=telegram_return_urls(bot_username),
+        notifier=notifier,
+        idempotency_prefix=settings.tenant_slug,
+    )
+    return billing, http_client
+
+
+def build_consensus(
+    settings: Settings,
+    session_factory: async_sessionmaker[AsyncSession],
+    market: MarketDataService,
+    redis: Redis | None,
+) -> ConsensusService:
+    """The AI consensus: the configured LLM voters (or one per provider key) plus the TA voters."""
+    voters = resolve_llm_voters(
+        settings.llm_voters,
+        openai_api_key=settings.openai_api_key,
+        anthropic_api_key=settings.anthropic_api_key,
+        gemini_api_key=settings.gemini_api_key,
+    )
+    for voter in voters:
+        if voter.api_key is not None:
+            register_secret(voter.api_key.get_secret_value())
+    cache = RedisAnswerCache(redis) if redis is not None else MemoryAnswerCache()
+    return ConsensusService.from_settings(session_factory, market, settings.consensus, voters, cache=cache)

@@ -20,21 +20,59 @@ class Metrics:
             "cu_updates_duplicate_total", "Redelivered updates ignored", ["source"], registry=self.registry
         )
         self.updates_rejected = Counter(
-            "cu_updates_rejected_total", "Malformed or unauthorised webhook calls", ["reason"],
+            "cu_updates_rejected_total",
+            "Malformed or unauthorised webhook calls",
+            ["reason"],
             registry=self.registry,
         )
         self.updates_processed = Counter(
             "cu_updates_processed_total", "Updates processed", ["status"], registry=self.registry
         )
         self.update_latency = Histogram(
-            "cu_update_latency_seconds", "From receipt to the end of handling", buckets=LATENCY_BUCKETS,
+            "cu_update_latency_seconds",
+            "From receipt to the end of handling",
+            buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.throttled = Counter("cu_updates_throttled_total", "Updates dropped by throttling",
-                                 registry=self.registry)
+        self.throttled = Counter(
+            "cu_updates_throttled_total", "Updates dropped by throttling", registry=self.registry
+        )
         self.errors = Counter("cu_errors_total", "Errors by kind", ["kind"], registry=self.registry)
+        self.orders = Counter(
+            "cu_orders_total",
+            "Orders by mode (paper, live), side and outcome",
+            ["mode", "side", "status"],
+            registry=self.registry,
+        )
+
+        # the master controller (services/controller)
         self.component_up = Gauge(
-            "cu_component_up", "1 when a component is healthy", ["component"], registry=self.registry
+            "cu_component_up",
+            "1 when a component is up or degraded, 0 when down",
+            ["component", "kind"],
+            registry=self.registry,
+        )
+        self.component_latency = Gauge(
+            "cu_component_check_latency_seconds",
+            "How long the last health check of a component took",
+            ["component"],
+            registry=self.registry,
+        )
+        self.component_transitions = Counter(
+            "cu_component_transitions_total",
+            "Components going down or recovering",
+            ["component", "to"],
+            registry=self.registry,
+        )
+        self.breaker_state = Gauge(
+            "cu_breaker_state",
+            "Circuit breaker per exchange: 0 closed, 1 half-open, 2 open",
+            ["exchange"],
+            registry=self.registry,
+        )
+        self.job_runs = Counter("cu_job_runs_total", "Scheduled job runs", ["job"], registry=self.registry)
+        self.job_failures = Counter(
+            "cu_job_failures_total", "Scheduled job runs that raised", ["job"], registry=self.registry
         )
 
         # the outbound sender (bot/sender.py)
@@ -42,11 +80,15 @@ class Metrics:
             "cu_outbound_messages_total", "Outbound messages by outcome", ["status"], registry=self.registry
         )
         self.outbound_flood_waits = Counter(
-            "cu_outbound_flood_waits_total", "429 answers to outbound messages, by what paused", ["scope"],
+            "cu_outbound_flood_waits_total",
+            "429 answers to outbound messages, by what paused",
+            ["scope"],
             registry=self.registry,
         )
         self.outbound_retries = Counter(
-            "cu_outbound_retries_total", "Outbound messages retried after a transient error", ["error"],
+            "cu_outbound_retries_total",
+            "Outbound messages retried after a transient error",
+            ["error"],
             registry=self.registry,
         )
         self.outbound_queued = Gauge(
@@ -56,8 +98,10 @@ class Metrics:
             "cu_outbound_in_flight", "Outbound requests in flight", registry=self.registry
         )
         self.outbound_latency = Histogram(
-            "cu_outbound_latency_seconds", "From queueing to delivery of an outbound message",
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "cu_outbound_latency_seconds",
+            "From queueing to delivery of an outbound message",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
 
     def render(self) -> bytes:

@@ -7,24 +7,29 @@ import contextlib
 import secrets
 import signal
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+import stripe
 import structlog
 from aiogram.types import BotCommandScopeAllPrivateChats, BotCommandScopeDefault
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
 
-from bot.factory import Application, build_application
+from bot.factory import Application, build_application, build_stripe_billing
 from bot.notifier import TelegramNotifier
 from bot.polling import Poller
 from bot.sender import Sender
 from bot.settings import Settings
+from bot.stripe_webhook import stripe_webhook_route
 from bot.web import WEBHOOK_PATH, create_web_app
 from db import migrate
 from handlers.commands import bot_commands
+from scheduler.health import alert_admins
 from scheduler.leader import scheduler_election
 from scheduler.lock import LeaderElection, build_leader_lock
 from scheduler.setup import build_scheduler
+from services.billing.renewals import RenewalService
 from services.tenants import TenantService
 
 log = structlog.get_logger(__name__)
@@ -38,6 +43,7 @@ class RunningBot:
     scheduler: AsyncIOScheduler | None = None
     election: LeaderElection | None = None
     sender: Sender | None = None
+    stripe_http: stripe.AIOHTTPClient | None = None
     port: int = 0
     _stopped: bool = field(default=False, init=False)
 
@@ -59,6 +65,8 @@ class RunningBot:
         if self.sender is not None:
             await self.sender.stop(drain_timeout=10.0)
         await self.runner.cleanup()
+        if self.stripe_http is not None:
+            await self.stripe_http.close_async()
         await self.app.close()
 
 
@@ -94,26 +102,34 @@ async def start_bot(settings: Settings) -> RunningBot:
             await session.commit()
         app.set_tenant(tenant)
         await register_commands(app)
+        # every message sent outside a request goes through one paced sender
+        sender = Sender(app.bot, metrics=app.metrics)
+        sender.start()
+        notifier = TelegramNotifier(app.bot, app.i18n, sender, wait_for_delivery=False)
         web_app = create_web_app(
             inbox=app.inbox,
             health=app.health,
             metrics=app.metrics,
             webhook_secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
         )
+        stripe_parts = build_stripe_billing(
+            settings, app.session_factory, app.services.catalogue, notifier, me.username or ""
+        )
+        if stripe_parts is not None:
+            web_app.router.add_post("/stripe/webhook", stripe_webhook_route(stripe_parts[0]))
+            app.dispatcher["stripe_billing"] = stripe_parts[0]
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings.http_host, settings.http_port)
         await site.start()
         port = settings.http_port or _bound_port(runner)
-        running = RunningBot(app=app, runner=runner, port=port)
+        running = RunningBot(app=app, runner=runner, port=port, sender=sender)
+        running.stripe_http = stripe_parts[1] if stripe_parts is not None else None
         app.inbox.start()
-        # every message sent outside a request goes through one paced sender
-        sender = running.sender = Sender(app.bot, metrics=app.metrics)
-        sender.start()
         running.scheduler = build_scheduler(
             session_factory=app.session_factory,
             trading_factory=app.services.trading,
-            notifier=TelegramNotifier(app.bot, app.i18n, sender, wait_for_delivery=False),
+            notifier=notifier,
             protections_interval=settings.trading.watch_interval_seconds,
             live_orders_interval=settings.trading.live_orders_interval_seconds,
             live_order_settle=settings.trading.live_order_settle_seconds,
@@ -122,6 +138,15 @@ async def start_bot(settings: Settings) -> RunningBot:
             scanner=app.scanner,
             alerts_interval=settings.market.alerts_interval_seconds,
             scan_delay_seconds=settings.market.scan_delay_seconds,
+            renewals=RenewalService(
+                app.session_factory,
+                app.services.catalogue,
+                grace=timedelta(hours=settings.stripe_renewal_grace_hours),
+            ),
+            controller=app.controller,
+            health_interval=settings.controller.check_interval_seconds,
+            consensus=app.consensus,
+            consensus_resolve_interval=settings.consensus.resolve_interval_seconds,
         )
         # of the processes sharing this database, only the leader runs the jobs
         election = running.election = scheduler_election(
@@ -134,6 +159,13 @@ async def start_bot(settings: Settings) -> RunningBot:
                 redis_url=settings.redis_url,
             ),
             retry_interval=settings.scheduler.lock_retry_seconds,
+        )
+        alert_admins(
+            app.controller,
+            notifier,
+            settings.admin_ids,
+            app.session_factory,
+            active=lambda: election is not None and election.is_leader,  # the leader alone alerts
         )
         election.start()
         allowed = app.dispatcher.resolve_used_update_types()

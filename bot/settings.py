@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.billing.plans import BillingSettings
+from services.consensus.config import ConsensusSettings, LLMVoterConfig, parse_llm_voters
 
 PUBLIC_TELEGRAM_API = "https://api.telegram.org"
 SUPPORTED_LOCALES = ("en", "ru", "es")
@@ -86,6 +87,17 @@ class SchedulerSettings(BaseModel):
     lock_retry_seconds: float = Field(default=2.0, gt=0)
 
 
+class ControllerSettings(BaseModel):
+    """The master controller: health checks of every component, /status, admin alerts."""
+
+    check_interval_seconds: float = 30.0
+    check_timeout_seconds: float = 10.0
+    down_after: int = 2
+    up_after: int = 2
+    recovery_base_seconds: float = 5.0
+    recovery_max_seconds: float = 300.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -133,9 +145,28 @@ class Settings(BaseSettings):
     trading: TradingSettings = Field(default_factory=TradingSettings)
     market: MarketSettings = Field(default_factory=MarketSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    controller: ControllerSettings = Field(default_factory=ControllerSettings)
+
+    # AI consensus: LLM voters (JSON list) and provider keys for the default voters
+    llm_voters: Annotated[list[LLMVoterConfig], NoDecode] = Field(default_factory=list)
+    openai_api_key: SecretStr | None = None
+    anthropic_api_key: SecretStr | None = None
+    gemini_api_key: SecretStr | None = None
+    consensus: ConsensusSettings = Field(default_factory=ConsensusSettings)
+
+    @field_validator("llm_voters", mode="before")
+    @classmethod
+    def _parse_llm_voters(cls, value: object) -> object:
+        return parse_llm_voters(value) if isinstance(value, str) else value
+
     billing: BillingSettings = Field(default_factory=BillingSettings)
     # Telegram Payments provider token for card (fiat) invoices; Stars need none.
     payments_provider_token: SecretStr | None = None
+    # Stripe (Checkout for packs and plans; POST /stripe/webhook)
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"  # the local Stripe API in tests and the sandbox
+    stripe_renewal_grace_hours: int = 72
 
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -428,3 +429,103 @@ class ScanDelivery(Base):
         ForeignKey("scan_opportunities.id", ondelete="CASCADE"), primary_key=True
     )
     delivered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# ------------------------------------------------------------------------------------------- consensus
+#
+# An AI consensus signal: one market snapshot put to several voters (LLMs through litellm and technical
+# analysis rules), their votes weighted by each voter's track record. Every signal and every vote is kept;
+# a job resolves a signal when its horizon ends and folds each valid vote's Brier score into the voter's
+# record for the symbol class and horizon (`voter_scores`).
+
+SIGNAL_ACTIONS = ("buy", "sell", "hold")
+SIGNAL_OUTCOMES = ("up", "down", "flat", "unresolvable")
+VOTER_KINDS = ("llm", "ta")
+
+
+class ConsensusSignal(Base):
+    __tablename__ = "consensus_signals"
+    __table_args__ = (
+        Index("ix_consensus_signals_due", "resolved_at", "resolve_at"),
+        Index("ix_consensus_signals_user_id_created_at", "user_id", "created_at"),
+        Index("ix_consensus_signals_created_at", "created_at"),
+        CheckConstraint(_one_of("action", SIGNAL_ACTIONS), name="action"),
+        CheckConstraint(f"outcome IS NULL OR {_one_of('outcome', SIGNAL_OUTCOMES)}", name="outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(32))
+    symbol_class: Mapped[str] = mapped_column(String(8))  # major | large | alt
+    timeframe: Mapped[str] = mapped_column(String(8))
+    horizon: Mapped[str] = mapped_column(String(8))  # "4h", "1d", ...
+    horizon_minutes: Mapped[int] = mapped_column(Integer)
+    candle_ts: Mapped[int] = mapped_column(BigInteger)  # open time of the last closed candle in the snapshot
+    snapshot_hash: Mapped[str] = mapped_column(String(64))
+    entry_price: Mapped[Decimal] = mapped_column(MONEY)
+    action: Mapped[str] = mapped_column(String(8))
+    probability: Mapped[float | None] = mapped_column(Float)  # weighted confidence of the agreeing votes
+    probability_up: Mapped[float | None] = mapped_column(Float)  # weighted P(up) over the valid votes
+    score: Mapped[float] = mapped_column(Float)  # weighted score, -1..1
+    quorum_met: Mapped[bool] = mapped_column(Boolean)
+    valid_votes: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(64))  # comma-separated reason codes
+    total_cost: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # USD
+    flat_band_pct: Mapped[float] = mapped_column(Float)  # a realised move within +-this % is "flat"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolve_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    realised_price: Mapped[Decimal | None] = mapped_column(MONEY)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    hit: Mapped[bool | None] = mapped_column(Boolean)
+    brier: Mapped[float | None] = mapped_column(Float)
+
+
+class ConsensusVote(Base):
+    """One voter's answer to one signal's snapshot; an abstention is a row with valid = false."""
+
+    __tablename__ = "consensus_votes"
+    __table_args__ = (
+        UniqueConstraint("signal_id", "voter", name="uq_consensus_votes_signal_id_voter"),
+        Index("ix_consensus_votes_voter", "voter"),
+        CheckConstraint(_one_of("kind", VOTER_KINDS), name="kind"),
+        CheckConstraint(f"action IS NULL OR {_one_of('action', SIGNAL_ACTIONS)}", name="action"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    signal_id: Mapped[int] = mapped_column(ForeignKey("consensus_signals.id", ondelete="CASCADE"))
+    voter: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    action: Mapped[str | None] = mapped_column(String(8))
+    probability: Mapped[float | None] = mapped_column(Float)
+    horizon: Mapped[str | None] = mapped_column(String(8))
+    stop_loss: Mapped[Decimal | None] = mapped_column(MONEY)
+    take_profit: Mapped[Decimal | None] = mapped_column(MONEY)
+    rationale: Mapped[str | None] = mapped_column(String(255))
+    valid: Mapped[bool] = mapped_column(Boolean)
+    abstain_reason: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(String(255))
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # USD, 0 for a cache hit
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    weight: Mapped[float] = mapped_column(Float)
+    brier: Mapped[float | None] = mapped_column(Float)  # set when the signal resolves
+    hit: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VoterScore(Base):
+    """A voter's resolved record for one symbol class and horizon: the sums its weight is derived from."""
+
+    __tablename__ = "voter_scores"
+
+    voter: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol_class: Mapped[str] = mapped_column(String(8), primary_key=True)
+    horizon: Mapped[str] = mapped_column(String(8), primary_key=True)
+    resolved: Mapped[int] = mapped_column(Integer, default=0)
+    brier_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

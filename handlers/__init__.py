@@ -6,6 +6,7 @@ from aiogram import Router
 
 from handlers import (
     accounts,
+    admin,
     alerts,
     billing,
     errors,
@@ -14,6 +15,7 @@ from handlers import (
     menu,
     positions,
     settings,
+    signals,
     start,
     trading,
 )
@@ -27,9 +29,11 @@ def build_root_router() -> Router:
         accounts.build_router(),  # first: its connect wizard must see every message of a user inside it
         start.build_router(),
         settings.build_router(),
+        admin.build_router(),
         trading.build_router(),
         positions.build_router(),
         market.build_router(),
+        signals.build_router(),
         alerts.build_router(),
         billing.build_router(),
         menu.build_router(),

@@ -21,6 +21,8 @@ COMMANDS = (
     "cancel",
     "panic",
     "analyze",
+    "signal",
+    "models",
     "alert",
     "alerts",
     "scan",

@@ -7,6 +7,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from keyboards.menu import MenuCB
+from keyboards.signals import SignalCB
 from services.i18n import Translator
 
 CHART_TIMEFRAMES = ("15m", "1h", "4h", "1d")
@@ -23,7 +24,8 @@ def report_keyboard(t: Translator, symbol: str, current: str) -> InlineKeyboardM
     for tf in CHART_TIMEFRAMES:
         label = f"• {tf} •" if tf == current else tf
         builder.button(text=label, callback_data=AnalyzeCB(symbol=symbol, tf=tf))
-    builder.adjust(len(CHART_TIMEFRAMES))
+    builder.button(text=t("market.signal_button"), callback_data=SignalCB(symbol=symbol, tf=current))
+    builder.adjust(len(CHART_TIMEFRAMES), 1)
     return builder.as_markup()
 
 

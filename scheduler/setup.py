@@ -9,8 +9,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from scheduler.billing import renewals_job
+from scheduler.consensus import resolve_signals_job
+from scheduler.health import HEALTH_JOB_ID, health_job, track_jobs
 from scheduler.jobs import live_orders_job, protections_job
 from scheduler.market import alerts_job, scan_job
+from services.billing.renewals import RenewalService
+from services.consensus.service import ConsensusService
+from services.controller import Controller
 from services.market.data import MarketDataService
 from services.market.scanner import Scanner
 from services.notify import Notifier
@@ -30,6 +36,12 @@ def build_scheduler(
     scanner: Scanner | None = None,
     alerts_interval: float = 5.0,
     scan_delay_seconds: int = 5,
+    renewals: RenewalService | None = None,
+    renewals_interval: float = 900.0,
+    controller: Controller | None = None,
+    health_interval: float = 30.0,
+    consensus: ConsensusService | None = None,
+    consensus_resolve_interval: float = 300.0,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
@@ -74,6 +86,34 @@ def build_scheduler(
                 id=f"scan_{timeframe}",
                 name=f"market scanner {timeframe}",
             )
+    if renewals is not None:
+        scheduler.add_job(
+            renewals_job,
+            "interval",
+            seconds=renewals_interval,
+            args=(renewals, notifier),
+            id="billing_renewals",
+            name="plan expiry and reminders",
+        )
+    if controller is not None:
+        track_jobs(scheduler, controller.jobs)
+        scheduler.add_job(
+            health_job,
+            "interval",
+            seconds=health_interval,
+            args=(controller,),
+            id=HEALTH_JOB_ID,
+            name="master controller: component health checks",
+        )
+    if consensus is not None:
+        scheduler.add_job(
+            resolve_signals_job,
+            "interval",
+            seconds=consensus_resolve_interval,
+            args=(consensus,),
+            id="consensus_resolve",
+            name="AI signal resolution",
+        )
     return scheduler
 
 

@@ -58,10 +58,10 @@ async def test_areas_not_built_yet_say_so_and_lead_back(stack: Stack) -> None:
     user = stack.user(1002)
     await user.send("/menu")
     menu = await user.next_message()
-    await user.press(menu, text="🤖 Signals")
+    await user.press(menu, text="👥 Copy trading")
     edited = await user.next_message()
     assert edited.message_id == menu.message_id
-    assert "Signals" in edited.text and "not available yet" in edited.text
+    assert "Copy trading" in edited.text and "not available yet" in edited.text
     await user.press(edited, text="« Main menu")
     home = await user.next_message()
     assert button_texts(home) == MENU_TEXTS["en"]

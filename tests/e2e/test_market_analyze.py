@@ -35,7 +35,7 @@ async def test_analyze_sends_a_chart_with_a_summary_and_timeframe_buttons(stack:
     assert report.photo, report.raw
     assert "BTC/USDT" in report.text and "4h" in report.text and "Binance" in report.text
     assert "Trend:" in report.text and "RSI" in report.text and "Score:" in report.text
-    assert report.button_texts == ["15m", "1h", "• 4h •", "1d"]
+    assert report.button_texts == ["15m", "1h", "• 4h •", "1d", "🤖 Get AI signal"]
     assert png_size(await user.download(report)) == (1280, 960)
     await user.sleep_until_idle(quiet=0.5)
     assert progress.message_id in user.deleted  # the progress message made way for the result
