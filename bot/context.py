@@ -20,6 +20,7 @@ from services.market.report import ReportService
 from services.market.scanner import Scanner
 from services.tenants import TenantInfo
 from services.throttling import RateLimiter
+from services.voice import VoiceService
 
 
 class WorkflowData(TypedDict):
@@ -40,6 +41,7 @@ class WorkflowData(TypedDict):
     catalogue: Catalogue
     controller: Controller
     consensus: ConsensusService
+    voice: VoiceService
     stripe_billing: NotRequired[StripeBilling]  # when Stripe is configured
     # Per update, added by the middlewares: session (AsyncSession), user (UserProfile),
     # user_service (UserService), i18n (Translator), locale (str).

@@ -48,6 +48,7 @@ from services.tenants import TenantInfo
 from services.throttling import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from services.trading.accounts import AccountService
 from services.trading.service import TradingConfig, TradingService
+from services.voice import VoiceService, build_voice_service
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Application:
     scanner: Scanner
     controller: Controller
     consensus: ConsensusService
+    voice: VoiceService
 
     def set_tenant(self, tenant: TenantInfo) -> None:
         self.dispatcher["tenant"] = tenant
@@ -184,6 +186,7 @@ def build_dispatcher(
     scanner: Scanner,
     controller: Controller,
     consensus: ConsensusService,
+    voice: VoiceService,
 ) -> Dispatcher:
     admin_ids = frozenset(settings.admin_ids)
     dispatcher = Dispatcher(
@@ -202,6 +205,7 @@ def build_dispatcher(
         catalogue=services.catalogue,
         controller=controller,
         consensus=consensus,
+        voice=voice,
     )
     # Outer update middlewares run in this order, after aiogram's own (errors, user context, FSM).
     dispatcher.update.outer_middleware(DbSessionMiddleware(session_factory))
@@ -252,6 +256,19 @@ def build_application(settings: Settings) -> Application:
     )
     reports = ReportService(market)
     consensus = build_consensus(settings, session_factory, market, redis)
+    v = settings.voice
+    voice = build_voice_service(
+        v.engine,
+        v.model,
+        workers=v.workers,
+        cpu_threads=v.cpu_threads,
+        beam_size=v.beam_size,
+        vad=v.vad,
+        max_seconds=v.max_seconds,
+        max_bytes=v.max_bytes,
+        download_root=v.download_root,
+        local_files_only=v.local_files_only,
+    )
     scanner = Scanner(
         market,
         ScannerConfig(
@@ -276,6 +293,7 @@ def build_application(settings: Settings) -> Application:
         scanner=scanner,
         controller=controller,
         consensus=consensus,
+        voice=voice,
     )
     inbox = InboxProcessor(
         bot=bot,
@@ -311,6 +329,7 @@ def build_application(settings: Settings) -> Application:
         scanner=scanner,
         controller=controller,
         consensus=consensus,
+        voice=voice,
     )
 
 

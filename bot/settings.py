@@ -98,6 +98,21 @@ class ControllerSettings(BaseModel):
     recovery_max_seconds: float = 300.0
 
 
+class VoiceSettings(BaseModel):
+    """Voice messages, transcribed locally (the `voice` extra)."""
+
+    engine: Literal["faster-whisper", "openai-whisper", "none"] = "faster-whisper"
+    model: str | None = None  # a model name or a local directory/file; empty: the bundled tiny.en
+    max_seconds: float = Field(default=60.0, gt=0)
+    max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    workers: int = Field(default=1, ge=1)
+    cpu_threads: int = Field(default=0, ge=0)
+    beam_size: int = Field(default=1, ge=1)
+    vad: bool = False
+    download_root: str | None = None
+    local_files_only: bool = False
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -146,6 +161,7 @@ class Settings(BaseSettings):
     market: MarketSettings = Field(default_factory=MarketSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     controller: ControllerSettings = Field(default_factory=ControllerSettings)
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
 
     # AI consensus: LLM voters (JSON list) and provider keys for the default voters
     llm_voters: Annotated[list[LLMVoterConfig], NoDecode] = Field(default_factory=list)

