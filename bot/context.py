@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NotRequired, TypedDict
 
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -42,6 +43,7 @@ class WorkflowData(TypedDict):
     controller: Controller
     consensus: ConsensusService
     voice: VoiceService
+    payments_token: SecretStr | None  # Telegram Payments provider token for card invoices
     stripe_billing: NotRequired[StripeBilling]  # when Stripe is configured
     # Per update, added by the middlewares: session (AsyncSession), user (UserProfile),
     # user_service (UserService), i18n (Translator), locale (str).

@@ -59,6 +59,11 @@ class ServiceFactory:
     secret_box: SecretBox
     config: TradingConfig
     catalogue: Catalogue
+    metrics: Metrics | None = None
+
+    def _count_fill(self, mode: str, side: str, order_type: str) -> None:
+        if self.metrics is not None:
+            self.metrics.orders.labels(mode, side, "filled").inc()
 
     def entitlements(self, session: AsyncSession) -> Entitlements:
         return Entitlements(session, self.catalogue)
@@ -85,6 +90,7 @@ class ServiceFactory:
             credentials=credentials,
             private=self.exchanges.private,
             entitlements=self.entitlements(session),
+            on_fill=self._count_fill,
         )
 
 
@@ -206,6 +212,7 @@ def build_dispatcher(
         controller=controller,
         consensus=consensus,
         voice=voice,
+        payments_token=settings.payments_provider_token,
     )
     # Outer update middlewares run in this order, after aiogram's own (errors, user context, FSM).
     dispatcher.update.outer_middleware(DbSessionMiddleware(session_factory))
@@ -247,7 +254,7 @@ def build_application(settings: Settings) -> Application:
     bind_metrics(controller, metrics, exchanges)
     secret_box = SecretBox(master_key.get_secret_value())
     catalogue = Catalogue(settings.billing)
-    services = ServiceFactory(exchanges, secret_box, trading_config(settings), catalogue)
+    services = ServiceFactory(exchanges, secret_box, trading_config(settings), catalogue, metrics)
     market = MarketDataService(
         exchanges,
         RedisCandleCache(redis) if redis is not None else MemoryCandleCache(),

@@ -10,9 +10,9 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.settings import Settings
 from handlers import format as fmt
 from handlers.errors import describe
 from handlers.filters import PRIVATE
@@ -49,8 +49,8 @@ def build_router() -> Router:
     return router
 
 
-def _fiat(settings: Settings) -> bool:
-    return settings.payments_provider_token is not None
+def _fiat(token: SecretStr | None) -> bool:
+    return token is not None
 
 
 # ------------------------------------------------------------------------------------------ views
@@ -105,9 +105,13 @@ async def cmd_credits(
 
 
 async def cmd_plans(
-    message: Message, i18n: Translator, catalogue: Catalogue, settings: Settings, stripe_billing: Any = None
+    message: Message,
+    i18n: Translator,
+    catalogue: Catalogue,
+    payments_token: SecretStr | None = None,
+    stripe_billing: Any = None,
 ) -> None:
-    markup = plans_keyboard(i18n, catalogue, fiat=_fiat(settings), stripe=stripe_billing is not None)
+    markup = plans_keyboard(i18n, catalogue, fiat=_fiat(payments_token), stripe=stripe_billing is not None)
     await message.answer(plans_text(i18n, catalogue), reply_markup=markup)
 
 
@@ -143,9 +147,13 @@ async def cmd_plan(
 
 
 async def cmd_buy_credits(
-    message: Message, i18n: Translator, catalogue: Catalogue, settings: Settings, stripe_billing: Any = None
+    message: Message,
+    i18n: Translator,
+    catalogue: Catalogue,
+    payments_token: SecretStr | None = None,
+    stripe_billing: Any = None,
 ) -> None:
-    markup = packs_keyboard(i18n, catalogue, fiat=_fiat(settings), stripe=stripe_billing is not None)
+    markup = packs_keyboard(i18n, catalogue, fiat=_fiat(payments_token), stripe=stripe_billing is not None)
     await message.answer(
         i18n("billing.packs", price=f"{catalogue.credit_price_usd:.2f}"), reply_markup=markup
     )
@@ -164,7 +172,7 @@ async def on_view(
     i18n: Translator,
     session: AsyncSession,
     catalogue: Catalogue,
-    settings: Settings,
+    payments_token: SecretStr | None = None,
     stripe_billing: Any = None,
 ) -> None:
     stripe = stripe_billing is not None
@@ -172,10 +180,10 @@ async def on_view(
         await show(
             query,
             plans_text(i18n, catalogue),
-            plans_keyboard(i18n, catalogue, fiat=_fiat(settings), stripe=stripe),
+            plans_keyboard(i18n, catalogue, fiat=_fiat(payments_token), stripe=stripe),
         )
     elif callback_data.view == "packs":
-        markup = packs_keyboard(i18n, catalogue, fiat=_fiat(settings), stripe=stripe)
+        markup = packs_keyboard(i18n, catalogue, fiat=_fiat(payments_token), stripe=stripe)
         await show(query, i18n("billing.packs", price=f"{catalogue.credit_price_usd:.2f}"), markup)
     else:
         await show(query, await credits_text(i18n, session, catalogue, user), billing_menu(i18n))
@@ -210,13 +218,13 @@ async def on_buy(
     i18n: Translator,
     session: AsyncSession,
     catalogue: Catalogue,
-    settings: Settings,
+    payments_token: SecretStr | None = None,
     stripe_billing: Any = None,
 ) -> None:
     provider = {"stars": "telegram_stars", "fiat": "telegram_fiat", "stripe": "stripe"}.get(
         callback_data.provider
     )
-    if provider is None or (provider == "telegram_fiat" and not _fiat(settings)):
+    if provider is None or (provider == "telegram_fiat" and not _fiat(payments_token)):
         await query.answer(plain(i18n("billing.errors.provider_unavailable")), show_alert=True)
         return
     if provider == "stripe" and stripe_billing is None:
@@ -235,7 +243,7 @@ async def on_buy(
             user.telegram_id, i18n("billing.checkout", title=title), reply_markup=builder.as_markup()
         )
         return
-    token = "" if provider == "telegram_stars" else settings.payments_provider_token.get_secret_value()  # type: ignore[union-attr]
+    token = "" if provider == "telegram_stars" else payments_token.get_secret_value()  # type: ignore[union-attr]
     await bot.send_invoice(
         chat_id=user.telegram_id,
         title=title,

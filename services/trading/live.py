@@ -233,6 +233,8 @@ class LiveOrders:
         order.realized_pnl = realized or ZERO
         order.position_id = position.id if position is not None else None
         await self.session.flush()
+        if self.trading.on_fill is not None:
+            self.trading.on_fill("live", order.side, order.order_type)
         if realized is not None and realized > 0 and market.quote in USD_QUOTES:
             # live profit uses up credits (1 credit per USD); what they do not cover becomes debt
             await CreditLedger(self.session).consume_profit(

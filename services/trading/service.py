@@ -185,9 +185,11 @@ class TradingService:
         credentials: CredentialsSource | None = None,
         private: PrivateClients | None = None,
         entitlements: Entitlements | None = None,
+        on_fill: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.session = session
         self.entitlements = entitlements
+        self.on_fill = on_fill  # (mode, side, order type) of each fill, for the metrics
         self.repo = TradingRepository(session)
         self.audit = AuditRepository(session)
         self.market_data = market_data
@@ -899,6 +901,8 @@ class TradingService:
                     updated_at=now,
                 )
             )
+        if self.on_fill is not None:
+            self.on_fill(PAPER, side, order.order_type)
         return Execution(
             order_id=order.id,
             mode=PAPER,
