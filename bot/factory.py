@@ -32,9 +32,11 @@ from services.billing.entitlements import Entitlements
 from services.billing.plans import Catalogue
 from services.billing.stripe_checkout import StripeBilling, telegram_return_urls
 from services.consensus.cache import MemoryAnswerCache, RedisAnswerCache
-from services.consensus.config import resolve_llm_voters
+from services.consensus.config import LLMVoterConfig, resolve_llm_voters
+from services.consensus.health import LLMProbe
 from services.consensus.service import ConsensusService
 from services.controller import Controller
+from services.controller.components import llm_component
 from services.crypto import SecretBox
 from services.exchanges.registry import ExchangeConfig, ExchangeRegistry
 from services.exchanges.types import EXCHANGES, Credentials
@@ -263,6 +265,8 @@ def build_application(settings: Settings) -> Application:
     )
     reports = ReportService(market)
     consensus = build_consensus(settings, session_factory, market, redis)
+    for voter in llm_voters(settings):
+        controller.register(llm_component(voter.voter_name, LLMProbe(voter)))
     v = settings.voice
     voice = build_voice_service(
         v.engine,
@@ -373,6 +377,15 @@ def build_stripe_billing(
     return billing, http_client
 
 
+def llm_voters(settings: Settings) -> list[LLMVoterConfig]:
+    return resolve_llm_voters(
+        settings.llm_voters,
+        openai_api_key=settings.openai_api_key,
+        anthropic_api_key=settings.anthropic_api_key,
+        gemini_api_key=settings.gemini_api_key,
+    )
+
+
 def build_consensus(
     settings: Settings,
     session_factory: async_sessionmaker[AsyncSession],
@@ -380,12 +393,7 @@ def build_consensus(
     redis: Redis | None,
 ) -> ConsensusService:
     """The AI consensus: the configured LLM voters (or one per provider key) plus the TA voters."""
-    voters = resolve_llm_voters(
-        settings.llm_voters,
-        openai_api_key=settings.openai_api_key,
-        anthropic_api_key=settings.anthropic_api_key,
-        gemini_api_key=settings.gemini_api_key,
-    )
+    voters = llm_voters(settings)
     for voter in voters:
         if voter.api_key is not None:
             register_secret(voter.api_key.get_secret_value())

@@ -102,3 +102,33 @@ async def test_llm_voters_vote_through_litellm_and_the_signal_can_be_traded(
                 await user.press(card, text="Buy 100 USDT")
                 order = await user.next_message(timeout=10)
                 assert "Buy ETH/USDT" in order.text and "✅ Confirm" in order.button_texts
+
+
+async def test_each_llm_provider_is_a_component_of_the_controller(tmp_path: Path, sqlite_url: str) -> None:
+    async with LLMServer(seed=6) as llm, bot_stack(
+        tmp_path, database_url=sqlite_url, exchanges=True, llm_voters=voters(llm)
+    ) as stack:
+        controller = stack.app.controller
+        snapshot = await controller.check_all()
+        names = {c.name for c in snapshot.components if c.kind == "llm"}
+        assert names == {f"llm:{m}" for m in MODELS.values()}
+        assert all(snapshot.get(n).last_status.value == "up" for n in names)
+        pings = len(llm.requests)
+        await controller.check_all()
+        assert len(llm.requests) == pings  # a healthy provider is not asked again for a while
+
+        fresh = await bot_stack_probe_failure(llm)
+        assert fresh == "down"
+
+
+async def bot_stack_probe_failure(llm: LLMServer) -> str:
+    """A provider answering errors is reported down by its probe."""
+    from services.consensus.health import LLMProbe
+
+    llm.set_error(MODELS["openai"], 500)
+    probe = LLMProbe(voters(llm)[0])
+    try:
+        await probe()
+    except Exception:
+        return "down"
+    return "up"
