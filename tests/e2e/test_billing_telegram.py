@@ -9,6 +9,7 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from db.models import CreditEntry, Purchase, Subscription
@@ -156,3 +157,23 @@ async def test_live_profit_consumes_credits_and_debt_blocks_new_entries(
         await user.send("/buy BTC 50")
         refusal = await user.next_message(timeout=10)
         assert "New live trades need credits" in refusal.text and "🪙 Buy credits" in refusal.button_texts
+
+
+async def test_a_card_invoice_through_telegram_payments(tmp_path: Path, sqlite_url: str) -> None:
+    token = SecretStr("284685063:TEST:cryptouniverse")
+    async with bot_stack(tmp_path, database_url=sqlite_url, payments_provider_token=token) as stack:
+        user = stack.user(9108)
+        await user.send("/buy_credits")
+        packs = await user.next_message()
+        assert "💳 500 credits · $50.00" in packs.button_texts, packs.button_texts
+        await user.press(packs, text="💳 500 credits · $50.00")
+        invoice = await user.next_message(timeout=10)
+        assert invoice.invoice is not None
+        assert invoice.invoice["currency"] == "USD" and invoice.invoice["total_amount"] == 5000
+        paid = await user.pay(invoice)
+        assert paid.paid, paid
+        thanks = await user.next_message(timeout=10)
+        assert "+500 credits" in thanks.text
+        async with stack.app.session_factory() as session:
+            [purchase] = (await session.scalars(select(Purchase))).all()
+        assert purchase.provider == "telegram_fiat" and purchase.status == "paid"
