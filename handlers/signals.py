@@ -4,7 +4,7 @@ that opens the normal confirmation card; /models: each voter's track record."""
 from __future__ import annotations
 
 import time
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatAction
@@ -17,7 +17,7 @@ from handlers.filters import PRIVATE
 from handlers.render import show
 from handlers.trading import render_card
 from keyboards.menu import MenuCB, back_to_menu
-from keyboards.signals import SignalCB, SignalTradeCB, signal_keyboard
+from keyboards.signals import SignalActionCB, SignalCB, signal_keyboard
 from keyboards.trading import confirm_keyboard
 from services.billing.entitlements import Entitlements, Feature
 from services.billing.plans import Catalogue
@@ -39,7 +39,8 @@ def build_router() -> Router:
     router.message.register(cmd_signal, Command("signal"))
     router.message.register(cmd_models, Command("models"))
     router.callback_query.register(on_signal_button, SignalCB.filter())
-    router.callback_query.register(on_trade_signal, SignalTradeCB.filter())
+    router.callback_query.register(on_trade_signal, SignalActionCB.filter(F.action == "trade"))
+    router.callback_query.register(on_why, SignalActionCB.filter(F.action == "why"))
     router.callback_query.register(on_signals_menu, MenuCB.filter(F.section == "signals"))
     return router
 
@@ -149,13 +150,12 @@ async def _run_signal(
     except BaseException:
         await bot.delete_message(chat_id, progress.message_id)
         raise
-    quote = result.symbol.split("/")[1]
     await bot.edit_message_text(
         render_signal(i18n, result),
         chat_id=chat_id,
         message_id=progress.message_id,
         reply_markup=signal_keyboard(
-            i18n, result.signal_id, result.trade.side if result.trade else None, quote
+            i18n, result.signal_id, result.symbol, result.timeframe, tradable=result.trade is not None
         ),
     )
 
@@ -198,9 +198,23 @@ async def on_signal_button(
     )
 
 
+RISK_PER_TRADE_PCT = Decimal(1)  # of equity, lost if the stop-loss is hit
+
+
+def size_by_risk(equity: Decimal, entry: Decimal, stop: Decimal | None, max_position_pct: Decimal) -> Decimal:
+    """What a signal's buy spends: 1% of equity at risk down to its stop-loss, never more than the
+    position limit allows (half of it when the signal has no stop)."""
+    cap = equity * max_position_pct / 100
+    if stop is None or stop >= entry:
+        amount = cap / 2
+    else:
+        amount = min(cap, equity * RISK_PER_TRADE_PCT / 100 / ((entry - stop) / entry))
+    return amount.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+
+
 async def on_trade_signal(
     query: CallbackQuery,
-    callback_data: SignalTradeCB,
+    callback_data: SignalActionCB,
     bot: Bot,
     user: UserProfile,
     i18n: Translator,
@@ -208,7 +222,8 @@ async def on_trade_signal(
     session: AsyncSession,
     consensus: ConsensusService,
 ) -> None:
-    """The signal's trade as a normal order card: confirmed, risk-checked, with the signal's levels."""
+    """The signal's trade as a normal order card: sized by the risk rules, with the signal's levels,
+    confirmed and risk-checked like any order."""
     await session.commit()  # the consensus reads in its own sessions (SQLite: one writer at a time)
     result = await consensus.get_signal(callback_data.signal_id)
     if result.user_id != user.id or result.trade is None:
@@ -217,27 +232,30 @@ async def on_trade_signal(
     trade = result.trade
     base, quote = trade.symbol.split("/")
     if trade.side == "buy":
+        profile, _ = await trading.active_account(user)
+        folio = await trading.portfolio(user)
+        amount = size_by_risk(folio.equity, trade.entry_price, trade.stop_loss, profile.max_position_pct)
         request = TradeRequest(
             kind=RequestKind.ORDER,
             side=Side.BUY,
             symbol=trade.symbol,
             base=base,
             quote=quote,
-            amount=Decimal(callback_data.amount),
+            amount=amount,
             amount_unit=AmountUnit.QUOTE,
             order_type=OrderType.MARKET,
             stop_loss=trade.stop_loss,
             take_profit=trade.take_profit,
         )
-    else:
+    else:  # on spot a sell signal means leaving the position
         request = TradeRequest(
             kind=RequestKind.ORDER,
             side=Side.SELL,
             symbol=trade.symbol,
             base=base,
             quote=quote,
-            amount=None if callback_data.amount >= 100 else Decimal(callback_data.amount),
-            amount_unit=AmountUnit.ALL if callback_data.amount >= 100 else AmountUnit.PERCENT,
+            amount=None,
+            amount_unit=AmountUnit.ALL,
             order_type=OrderType.MARKET,
         )
     preview = await trading.preview(user, request)
@@ -251,6 +269,36 @@ async def on_trade_signal(
         render_card(i18n, preview, ttl),
         reply_markup=confirm_keyboard(i18n, confirmation.token),
     )
+
+
+async def on_why(
+    query: CallbackQuery,
+    callback_data: SignalActionCB,
+    bot: Bot,
+    user: UserProfile,
+    i18n: Translator,
+    session: AsyncSession,
+    consensus: ConsensusService,
+) -> None:
+    """Each valid vote's one-line rationale."""
+    await session.commit()
+    result = await consensus.get_signal(callback_data.signal_id)
+    if result.user_id != user.id:
+        await query.answer(i18n("consensus.errors.not_yours"), show_alert=True)
+        return
+    lines = [
+        i18n(
+            "consensus.why_line",
+            voter=v.voter,
+            action=i18n(f"consensus.action.{v.action}"),
+            rationale=v.rationale,
+        )
+        for v in result.votes
+        if v.valid and v.action is not None and v.rationale
+    ]
+    await query.answer()
+    text = i18n("consensus.why", symbol=result.symbol, id=result.signal_id, lines=Html("\n".join(lines)))
+    await bot.send_message(user.telegram_id, text if lines else i18n("consensus.why_none"))
 
 
 async def cmd_models(

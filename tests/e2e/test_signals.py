@@ -98,10 +98,19 @@ async def test_llm_voters_vote_through_litellm_and_the_signal_can_be_traded(
                 votes = (await session.scalars(select(ConsensusVote))).all()
             assert len(votes) == 6 and sum(v.cost for v in votes) > 0
             assert {r.provider for r in llm.requests} == {"openai", "anthropic", "gemini"}
-            if "BUY</b>" in card.html:
-                await user.press(card, text="Buy 100 USDT")
+            assert card.button_texts[-2:] == ["❓ Why?", "🔄 Refresh"]
+            await user.press(card, text="❓ Why?")
+            why = await user.next_message(timeout=10)
+            assert "Momentum and volume agree." in why.text and "gpt-4o-mini" in why.text
+            if "💱 Trade this" in card.button_texts:  # a buy verdict: the order card, sized by the risk rules
+                await user.press(card, text="💱 Trade this")
                 order = await user.next_message(timeout=10)
                 assert "Buy ETH/USDT" in order.text and "✅ Confirm" in order.button_texts
+            await user.press(card, text="🔄 Refresh")
+            fresh = await user.next_message(timeout=30)
+            while "Asking the voters" in fresh.text:
+                fresh = await user.next_message(timeout=30)
+            assert "ETH/USDT" in fresh.text and "#2" in fresh.text
 
 
 async def test_each_llm_provider_is_a_component_of_the_controller(tmp_path: Path, sqlite_url: str) -> None:

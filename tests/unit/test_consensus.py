@@ -367,3 +367,17 @@ def test_the_trade_suggestion_takes_the_agreeing_votes_levels() -> None:
     assert moved is not None and moved.stop_loss is None and moved.take_profit is None
     hold = aggregate(votes[:1] + votes[3:])
     assert suggest_trade(hold, votes, market, "binance", Decimal(100)) is None  # quorum not met
+
+
+def test_a_signal_trade_risks_one_percent_to_its_stop_within_the_position_limit() -> None:
+    from decimal import Decimal as D
+
+    from handlers.signals import size_by_risk
+
+    # 1% of 10,000 at risk over a 5% stop is 2,000, under a 25% cap of 2,500
+    assert size_by_risk(D(10_000), D(100), D(95), D(25)) == D("2000.00")
+    # a tight stop would spend more than the position limit: capped
+    assert size_by_risk(D(10_000), D(100), D("99.5"), D(25)) == D("2500.00")
+    # no stop (or a stop on the wrong side): half the limit
+    assert size_by_risk(D(10_000), D(100), None, D(25)) == D("1250.00")
+    assert size_by_risk(D(10_000), D(100), D(101), D(25)) == D("1250.00")
