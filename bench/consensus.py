@@ -12,6 +12,10 @@
 2. Aggregation overhead: `aggregate` over 6 weighted votes, and `run_voters` with 6 voters that answer
    at once (the task, timeout and deadline machinery alone), per call.
 
+3. Five LLM voters answering after 100, 275, 450, 625 and 800 ms (plus the 3 TA voters): the signal's time
+   minus its slowest valid voter's, i.e. what the consensus adds (target under 50 ms).
+4. TA-only consensus for 100 symbols: signals per second, each with its own snapshot, stored.
+
 Exits 0 whatever the figures are: it is a measurement.
 """
 
@@ -43,7 +47,7 @@ from db.engine import create_engine, create_session_factory
 from sandbox.llm import LLMServer
 from services.consensus.aggregate import WeightedVote, aggregate, run_voters
 from services.consensus.cache import MemoryAnswerCache
-from services.consensus.config import ConsensusSettings
+from services.consensus.config import ConsensusSettings, LLMVoterConfig
 from services.consensus.service import ConsensusService
 from services.consensus.snapshot import Snapshot
 from services.consensus.voters import Vote, VoterKind
@@ -149,6 +153,64 @@ async def overhead(iterations: int) -> None:
     print(f"   run_voters, 6 instant voters           : {per_run * 1e6:8.2f} us per call")
 
 
+SPREAD_DELAYS = (0.1, 0.275, 0.45, 0.625, 0.8)
+SPREAD_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "gpt-4.1-nano")
+
+
+async def spread(args: argparse.Namespace) -> None:
+    """5 LLM voters answering after 100-800 ms: the consensus latency against the slowest valid voter."""
+    async with database(args.database) as url, LLMServer() as llm:
+        engine = create_engine(url)
+        await migrate.upgrade(engine)
+        factory = create_session_factory(engine)
+        clock = Clock()
+        data, _ = market_service(clock)
+        settings = ConsensusSettings(daily_budget_usd={"free": Decimal(1_000_000)}, deadline_seconds=5)
+        kwargs = llm.client_kwargs("openai")
+        configs = [
+            LLMVoterConfig(model=model, api_base=kwargs["api_base"], api_key=kwargs["api_key"], timeout=5)
+            for model in SPREAD_MODELS
+        ]
+        for model, delay in zip(SPREAD_MODELS, SPREAD_DELAYS, strict=True):
+            llm.set_delay(model, delay)
+        service = ConsensusService.from_settings(
+            factory, data, settings, [], cache=MemoryAnswerCache(), clock=clock
+        )
+        await ConsensusService.from_settings(
+            factory, data, settings, configs, cache=MemoryAnswerCache(), clock=clock
+        ).signal(None, "BTC", "1h")  # warm-up
+        overheads: list[float] = []
+        for _ in range(max(5, args.runs // 4)):
+            fresh = ConsensusService.from_settings(
+                factory, data, settings, configs, cache=MemoryAnswerCache(), clock=clock
+            )
+            started = time.perf_counter()
+            result = await fresh.signal(None, "BTC", "1h")
+            took = time.perf_counter() - started
+            slowest = max(v.latency_ms for v in result.votes if v.kind == "llm" and v.valid) / 1000
+            overheads.append(took - slowest)
+        symbols = [f"S{i:03d}/USDT" for i in range(100)]
+        started = time.perf_counter()
+        cpu = time.process_time()
+        for symbol in symbols:
+            await service.signal(None, symbol, "1h")
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        await engine.dispose()
+    overheads.sort()
+    print(
+        f"3. 5 LLM voters answering after {SPREAD_DELAYS[0]:g}-{SPREAD_DELAYS[-1]:g} s (+3 TA voters), "
+        f"{args.database}"
+    )
+    print(
+        f"   overhead over the slowest valid voter: p50 {ms(percentile(overheads, 0.5))}   "
+        f"max {ms(overheads[-1])}   (target < 50 ms)"
+    )
+    print(
+        f"4. TA-only consensus for 100 symbols (snapshot, 3 voters, stored): {wall:.2f} s wall, "
+        f"{cpu:.2f} s CPU, {len(symbols) / wall:.0f} signals/s"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -162,6 +224,7 @@ async def main() -> None:
     print(f"{machine_facts()}; litellm {version('litellm')}")
     await signals(args)
     await overhead(args.iterations)
+    await spread(args)
 
 
 if __name__ == "__main__":
