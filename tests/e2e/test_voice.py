@@ -67,6 +67,9 @@ async def test_voice_limits_and_an_unconfigured_bot(tmp_path: Path, sqlite_url: 
         audio = (FIXTURES / "balance.ogg").read_bytes()
         await user.upload("voice", audio, "voice.ogg", duration=65, mime_type="audio/ogg")
         assert "65 s long; I can take up to 10 s" in (await user.next_message(timeout=10)).text
+        await user.upload("voice", bytes(range(256)) * 64, "voice.ogg", duration=3, mime_type="audio/ogg")
+        assert "Listening" in (await user.next_message(timeout=10)).text
+        assert "couldn't read that audio" in (await user.next_message(timeout=30)).text
     other = tmp_path / "unconfigured"
     other.mkdir()
     unconfigured = VoiceSettings(engine="none")
