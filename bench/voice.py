@@ -13,6 +13,8 @@
 4. Concurrency: all phrases submitted at once to a service with `--workers` slots: wall time and
    throughput.
 5. Intents: `parse_intent` over a table of phrases: µs per phrase.
+6. End to end through the Telegram emulator: a 3 s voice note to the proposal with its Run button, and Run
+   to the order's confirmation card (target: under 1.5 s together). 2b: 3, 10 and 30 s clips.
 
 Exits 0 whatever the figures are: it is a measurement.
 """
@@ -31,9 +33,12 @@ import time
 from collections.abc import Sequence
 from importlib.metadata import version
 
+import numpy as np
+
 from bench._common import machine_facts, percentile
 from services.intents import parse_intent
 from services.voice import FasterWhisperTranscriber, VoiceService, build_transcriber
+from services.voice.audio import decode_audio
 from tests.fixtures.voice import make_fixtures as fx
 
 INTENT_PHRASES = (
@@ -108,6 +113,79 @@ async def bench_transcription(transcriber: FasterWhisperTranscriber, rounds: int
     print(f"  {hits} of {len(fx.PHRASES)} transcripts became the expected command")
 
 
+def long_clip(seconds: float) -> bytes:
+    """The phrase fixtures one after another (with half a second between them) up to `seconds`."""
+    rate = 16_000
+    pieces: list[np.ndarray] = []
+    total = 0
+    gap = np.zeros(rate // 2, dtype=np.int16)
+    while total < seconds * rate:
+        for phrase in fx.PHRASES:
+            samples = decode_audio(fx.phrase_path(fx.HERE, phrase).read_bytes(), rate=rate)
+            piece = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+            pieces += [piece, gap]
+            total += len(piece) + len(gap)
+            if total >= seconds * rate:
+                break
+    clip = np.concatenate(pieces)[: int(seconds * rate)]
+    return fx.encode_voice_note(clip, rate)
+
+
+async def bench_long_clips(transcriber: FasterWhisperTranscriber) -> None:
+    print("\n2b. Longer clips (phrases back to back): real-time factor")
+    voice = VoiceService(transcriber)
+    for seconds in (3.0, 10.0, 30.0):
+        audio = long_clip(seconds)
+        await voice.transcribe(audio, language="en")
+        started = time.perf_counter()
+        transcript = await voice.transcribe(audio, language="en")
+        took = time.perf_counter() - started
+        print(
+            f"  {seconds:>4.0f} s clip: {1000 * took:6.0f} ms, "
+            f"real-time factor {took / transcript.duration_s:.3f}"
+        )
+
+
+async def bench_end_to_end() -> None:
+    """A 3 s voice note through the Telegram emulator and the whole bot: upload -> the proposal with its
+    Run button, then Run -> the order's confirmation card."""
+    import tempfile
+
+    from tests.stack import bot_stack
+
+    print("\n6. End to end: voice note -> proposal -> order card (Telegram emulator, exchange emulators)")
+    audio = fx.phrase_path(fx.HERE, fx.PHRASES[0]).read_bytes()
+    to_proposal: list[float] = []
+    to_card: list[float] = []
+    with tempfile.TemporaryDirectory() as directory:
+        async with bot_stack(
+            Path(directory), database_url=f"sqlite+aiosqlite:///{directory}/b.db", exchanges=True
+        ) as stack:
+            for round_ in range(4):
+                user = stack.user(9500 + round_)
+                started = time.perf_counter()
+                await user.upload("voice", audio, "voice.ogg", duration=3, mime_type="audio/ogg")
+                proposal = await user.next_message(timeout=60)
+                while "▶️ Run" not in proposal.button_texts:
+                    proposal = await user.next_message(timeout=60)
+                heard = time.perf_counter()
+                await user.press(proposal, text="▶️ Run")
+                card = await user.next_message(timeout=30)
+                while "✅ Confirm" not in card.button_texts:
+                    card = await user.next_message(timeout=30)
+                done = time.perf_counter()
+                if round_:  # the first round loads the model
+                    to_proposal.append(heard - started)
+                    to_card.append(done - heard)
+    print(
+        f"  upload -> proposal (download, transcribe, parse): "
+        f"p50 {1000 * statistics.median(to_proposal):.0f} ms; "
+        f"Run -> order card: p50 {1000 * statistics.median(to_card):.0f} ms; "
+        f"sum {1000 * (statistics.median(to_proposal) + statistics.median(to_card)):.0f} ms "
+        "(target 1,500 ms)"
+    )
+
+
 async def bench_loop_lag(transcriber: FasterWhisperTranscriber) -> None:
     print("\n3. Event loop during a transcription (5 ms ticker)")
     voice = VoiceService(transcriber)
@@ -170,11 +248,13 @@ async def run(args: argparse.Namespace) -> None:
     transcriber = bench_load(args)
     try:
         await bench_transcription(transcriber, args.rounds)
+        await bench_long_clips(transcriber)
         await bench_loop_lag(transcriber)
         await bench_concurrency(transcriber)
     finally:
         transcriber.close()
     bench_intents()
+    await bench_end_to_end()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
