@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -529,3 +530,186 @@ class VoterScore(Base):
     brier_sum: Mapped[float] = mapped_column(Float, default=0.0)
     hits: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# ------------------------------------------------------------------------------------------ copy trading
+#
+# Leaders publish to Telegram channels and are copied by followers. Every leader action (an entry, an exit, a
+# stop-loss or take-profit change; from their own trades, a post in their channel or a consensus signal) is
+# stored once, keyed by its source. Fan-out copies it to every active follow as one `copy_orders` row per
+# (action, follow), with a deterministic client order id. `copy_positions` remembers what each follow
+# copied per entry, so an exit sells the copied amount whatever the sizes were. `leader_revenue` is the
+# append-only record of the platform fee on a follower's realised profit and the leader's share of it.
+
+FOLLOW_MODES = ("paper", "live")
+ALLOCATION_KINDS = ("fixed", "percent")
+FOLLOW_STATUSES = ("active", "paused", "stopped")
+CHANNEL_KINDS = ("channel", "group")
+LEADER_ACTION_KINDS = ("entry", "exit", "sl", "tp")
+LEADER_ACTION_SOURCES = ("trade", "post", "signal")
+COPY_ORDER_STATUSES = ("queued", "done", "failed", "skipped")
+COPY_POSITION_STATUSES = ("open", "closed")
+
+
+class Leader(Base):
+    __tablename__ = "leaders"
+    __table_args__ = (UniqueConstraint("user_id", name="uq_leaders_user_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    display_name: Mapped[str] = mapped_column(String(64))
+    publishes_trades: Mapped[bool] = mapped_column(Boolean, default=True)
+    publishes_signals: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LeaderChannel(Base):
+    """A Telegram channel or group a leader publishes to (and whose posts the bot reads)."""
+
+    __tablename__ = "leader_channels"
+    __table_args__ = (
+        UniqueConstraint("chat_id", name="uq_leader_channels_chat_id"),
+        Index("ix_leader_channels_leader_id", "leader_id"),
+        CheckConstraint(_one_of("kind", CHANNEL_KINDS), name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    leader_id: Mapped[int] = mapped_column(ForeignKey("leaders.id", ondelete="CASCADE"))
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    title: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(8))
+    rights_ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    missing_rights: Mapped[str | None] = mapped_column(String(128))  # comma-separated, when not ok
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Follow(Base):
+    """A follower copying a leader into one of their accounts. At most one follow per (follower, leader)
+    is not stopped."""
+
+    __tablename__ = "follows"
+    __table_args__ = (
+        Index(
+            "uq_follows_follower_id_leader_id_open",
+            "follower_id",
+            "leader_id",
+            unique=True,
+            postgresql_where=text("status <> 'stopped'"),
+            sqlite_where=text("status <> 'stopped'"),
+        ),
+        Index("ix_follows_leader_id_status", "leader_id", "status"),
+        CheckConstraint(_one_of("mode", FOLLOW_MODES), name="mode"),
+        CheckConstraint(_one_of("allocation_kind", ALLOCATION_KINDS), name="allocation_kind"),
+        CheckConstraint(_one_of("status", FOLLOW_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    leader_id: Mapped[int] = mapped_column(ForeignKey("leaders.id", ondelete="CASCADE"))
+    mode: Mapped[str] = mapped_column(String(8))
+    account_id: Mapped[int] = mapped_column(ForeignKey("exchange_accounts.id", ondelete="CASCADE"))
+    allocation_kind: Mapped[str] = mapped_column(String(8))
+    allocation_value: Mapped[Decimal] = mapped_column(MONEY)  # USDT per trade, or % of equity per trade
+    max_per_trade: Mapped[Decimal | None] = mapped_column(MONEY)  # USDT
+    stop_drawdown_pct: Mapped[Decimal | None] = mapped_column(MONEY)
+    status: Mapped[str] = mapped_column(String(8), default="active")
+    pause_reason: Mapped[str | None] = mapped_column(String(32))
+    start_equity: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # account equity when followed
+    realized_pnl: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # of copied exits
+    equity_hwm: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # high-water mark of copy equity
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LeaderAction(Base):
+    """One thing a leader did, stored once per source (`source_ref`), then copied to the followers."""
+
+    __tablename__ = "leader_actions"
+    __table_args__ = (
+        UniqueConstraint("source_ref", name="uq_leader_actions_source_ref"),
+        Index("ix_leader_actions_leader_id_created_at", "leader_id", "created_at"),
+        CheckConstraint(_one_of("kind", LEADER_ACTION_KINDS), name="kind"),
+        CheckConstraint(_one_of("source", LEADER_ACTION_SOURCES), name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    leader_id: Mapped[int] = mapped_column(ForeignKey("leaders.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(4))
+    price: Mapped[Decimal | None] = mapped_column(MONEY)
+    amount: Mapped[Decimal | None] = mapped_column(MONEY)  # base, when the leader's own trade
+    pct_equity: Mapped[Decimal | None] = mapped_column(MONEY)  # entries: size as % of the leader's equity
+    close_pct: Mapped[Decimal | None] = mapped_column(MONEY)  # exits: % of the position closed
+    stop_loss: Mapped[Decimal | None] = mapped_column(MONEY)
+    targets: Mapped[list[str]] = mapped_column(JSON, default=list)  # decimal strings
+    source: Mapped[str] = mapped_column(String(8))
+    source_ref: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CopyOrder(Base):
+    """One leader action copied to one follow: queued, then done, failed (with why) or skipped."""
+
+    __tablename__ = "copy_orders"
+    __table_args__ = (
+        UniqueConstraint("action_id", "follow_id", name="uq_copy_orders_action_id_follow_id"),
+        UniqueConstraint("client_order_id", name="uq_copy_orders_client_order_id"),
+        Index("ix_copy_orders_follow_id", "follow_id"),
+        CheckConstraint(_one_of("status", COPY_ORDER_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("leader_actions.id", ondelete="CASCADE"))
+    follow_id: Mapped[int] = mapped_column(ForeignKey("follows.id", ondelete="CASCADE"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(8), default="queued")
+    reason: Mapped[str | None] = mapped_column(String(64))
+    client_order_id: Mapped[str] = mapped_column(String(40))
+    realized_pnl: Mapped[Decimal | None] = mapped_column(MONEY)  # exits
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CopyPosition(Base):
+    """What a follow holds from one copied entry; exits sell from these, oldest first."""
+
+    __tablename__ = "copy_positions"
+    __table_args__ = (
+        Index("ix_copy_positions_follow_id_symbol_status", "follow_id", "symbol", "status"),
+        CheckConstraint(_one_of("status", COPY_POSITION_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    follow_id: Mapped[int] = mapped_column(ForeignKey("follows.id", ondelete="CASCADE"))
+    symbol: Mapped[str] = mapped_column(String(32))
+    position_id: Mapped[int | None] = mapped_column(ForeignKey("positions.id", ondelete="SET NULL"))
+    entry_action_id: Mapped[int] = mapped_column(ForeignKey("leader_actions.id", ondelete="CASCADE"))
+    amount: Mapped[Decimal] = mapped_column(MONEY)  # base still held from this copy
+    cost: Mapped[Decimal] = mapped_column(MONEY)  # quote paid for what is still held, fees included
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LeaderRevenue(Base):
+    """The platform fee on a follower's realised profit from one copied exit and the leader's share of it
+    (credits: 1 credit per USD, as the credit ledger counts profit). Rows are never updated."""
+
+    __tablename__ = "leader_revenue"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_leader_revenue_idempotency_key"),
+        Index("ix_leader_revenue_leader_id_created_at", "leader_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    leader_id: Mapped[int] = mapped_column(ForeignKey("leaders.id", ondelete="CASCADE"))
+    follower_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    copy_order_id: Mapped[int | None] = mapped_column(ForeignKey("copy_orders.id", ondelete="SET NULL"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+    profit: Mapped[Decimal] = mapped_column(MONEY)
+    fee: Mapped[Decimal] = mapped_column(MONEY)
+    leader_share: Mapped[Decimal] = mapped_column(MONEY)
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
