@@ -713,3 +713,19 @@ class LeaderRevenue(Base):
     leader_share: Mapped[Decimal] = mapped_column(MONEY)
     idempotency_key: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --------------------------------------------------------------------------------------------- auto-trade
+
+
+class AutoTradeSetting(Base):
+    """A user's opt-in: consensus signals on these symbols are executed when confident enough."""
+
+    __tablename__ = "autotrade_settings"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    symbols: Mapped[list[str]] = mapped_column(JSON, default=list)
+    timeframe: Mapped[str] = mapped_column(String(8), default="1h")
+    min_confidence: Mapped[int] = mapped_column(Integer, default=70)  # percent
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -23,6 +23,7 @@ COMMANDS = (
     "analyze",
     "signal",
     "models",
+    "autotrade",
     "alert",
     "alerts",
     "scan",

@@ -4,7 +4,7 @@ that opens the normal confirmation card; /models: each voter's track record."""
 from __future__ import annotations
 
 import time
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatAction
@@ -22,10 +22,13 @@ from keyboards.trading import confirm_keyboard
 from services.billing.entitlements import Entitlements, Feature
 from services.billing.plans import Catalogue
 from services.consensus.aggregate import Progress
+from services.consensus.autotrade import TIMEFRAMES as AUTO_TIMEFRAMES
+from services.consensus.autotrade import AutoTradeSettings
 from services.consensus.service import ConsensusService, SignalResult, VoteResult
 from services.errors import ValidationError
 from services.i18n import Html, Translator
-from services.market.data import TIMEFRAME_MS
+from services.market.data import TIMEFRAME_MS, MarketDataService
+from services.risk.sizing import size_by_risk
 from services.trading.parser import AmountUnit, OrderType, RequestKind, Side, TradeRequest
 from services.trading.service import RiskRefused, TradingService
 from services.users import UserProfile
@@ -38,6 +41,7 @@ def build_router() -> Router:
     router.message.filter(PRIVATE)
     router.message.register(cmd_signal, Command("signal"))
     router.message.register(cmd_models, Command("models"))
+    router.message.register(cmd_autotrade, Command("autotrade"))
     router.callback_query.register(on_signal_button, SignalCB.filter())
     router.callback_query.register(on_trade_signal, SignalActionCB.filter(F.action == "trade"))
     router.callback_query.register(on_why, SignalActionCB.filter(F.action == "why"))
@@ -198,20 +202,6 @@ async def on_signal_button(
     )
 
 
-RISK_PER_TRADE_PCT = Decimal(1)  # of equity, lost if the stop-loss is hit
-
-
-def size_by_risk(equity: Decimal, entry: Decimal, stop: Decimal | None, max_position_pct: Decimal) -> Decimal:
-    """What a signal's buy spends: 1% of equity at risk down to its stop-loss, never more than the
-    position limit allows (half of it when the signal has no stop)."""
-    cap = equity * max_position_pct / 100
-    if stop is None or stop >= entry:
-        amount = cap / 2
-    else:
-        amount = min(cap, equity * RISK_PER_TRADE_PCT / 100 / ((entry - stop) / entry))
-    return amount.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
-
-
 async def on_trade_signal(
     query: CallbackQuery,
     callback_data: SignalActionCB,
@@ -325,3 +315,59 @@ async def cmd_models(
 
 async def on_signals_menu(query: CallbackQuery, i18n: Translator) -> None:
     await show(query, i18n("consensus.menu"), back_to_menu(i18n))
+
+
+def _autotrade_args(words: list[str]) -> tuple[list[str], str, int]:
+    """`/autotrade BTC ETH 75 4h`: symbols, an optional confidence (%) and an optional timeframe."""
+    symbols: list[str] = []
+    timeframe, confidence = "1h", 70
+    for word in words:
+        lowered = word.lower().rstrip("%")
+        if lowered in AUTO_TIMEFRAMES:
+            timeframe = lowered
+        elif lowered.isdigit():
+            confidence = int(lowered)
+        else:
+            symbols.append(word)
+    return symbols, timeframe, confidence
+
+
+async def cmd_autotrade(
+    message: Message,
+    command: CommandObject,
+    user: UserProfile,
+    i18n: Translator,
+    session: AsyncSession,
+    trading: TradingService,
+    market: MarketDataService,
+) -> None:
+    settings = AutoTradeSettings(session, trading, market)
+    words = (command.args or "").split()
+    if words and words[0].lower() in ("off", "stop", "disable"):
+        stopped = await settings.disable(user.id)
+        await message.answer(i18n("autotrade.disabled" if stopped else "autotrade.not_active"))
+        return
+    if not words:
+        current = await settings.get(user.id)
+        if current is None or not current.active:
+            await message.answer(i18n("autotrade.usage"))
+            return
+        await message.answer(
+            i18n(
+                "autotrade.status",
+                symbols=", ".join(current.symbols),
+                timeframe=current.timeframe,
+                confidence=current.min_confidence,
+            )
+        )
+        return
+    symbols, timeframe, confidence = _autotrade_args(words)
+    view = await settings.enable(user, symbols, timeframe, confidence)
+    await message.answer(
+        i18n(
+            "autotrade.enabled",
+            symbols=", ".join(view.symbols),
+            timeframe=view.timeframe,
+            confidence=view.min_confidence,
+        )
+    )

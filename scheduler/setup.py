@@ -9,12 +9,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from scheduler.autotrade import autotrade_job
 from scheduler.billing import renewals_job
 from scheduler.consensus import resolve_signals_job
 from scheduler.health import HEALTH_JOB_ID, health_job, track_jobs
 from scheduler.jobs import live_orders_job, protections_job
 from scheduler.market import alerts_job, scan_job
 from services.billing.renewals import RenewalService
+from services.consensus.autotrade import TIMEFRAMES as AUTO_TIMEFRAMES
 from services.consensus.service import ConsensusService
 from services.controller import Controller
 from services.market.data import MarketDataService
@@ -106,6 +108,14 @@ def build_scheduler(
             name="master controller: component health checks",
         )
     if consensus is not None:
+        for timeframe in AUTO_TIMEFRAMES:
+            scheduler.add_job(
+                autotrade_job,
+                candle_close_trigger(timeframe, scan_delay_seconds + 5),
+                args=(session_factory, trading_factory, consensus, notifier, timeframe),
+                id=f"autotrade_{timeframe}",
+                name=f"auto-trade {timeframe}",
+            )
         scheduler.add_job(
             resolve_signals_job,
             "interval",

@@ -46,6 +46,10 @@ class MemoryAnswerCache:
         while len(self._items) > self.max_items:
             self._items.popitem(last=False)
 
+    def clear(self) -> None:
+        """Forget every answer (a new candle for everyone)."""
+        self._items.clear()
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -372,7 +372,7 @@ def test_the_trade_suggestion_takes_the_agreeing_votes_levels() -> None:
 def test_a_signal_trade_risks_one_percent_to_its_stop_within_the_position_limit() -> None:
     from decimal import Decimal as D
 
-    from handlers.signals import size_by_risk
+    from services.risk.sizing import size_by_risk
 
     # 1% of 10,000 at risk over a 5% stop is 2,000, under a 25% cap of 2,500
     assert size_by_risk(D(10_000), D(100), D(95), D(25)) == D("2000.00")
