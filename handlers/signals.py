@@ -109,6 +109,7 @@ def render_signal(t: Translator, result: SignalResult) -> str:
         score=f"{result.score:+.2f}",
         valid=result.valid_votes,
         total=len(result.votes),
+        agree=sum(1 for v in result.votes if v.valid and v.action == result.action),
         quorum=result.quorum,
         reasons=reasons,
         votes=Html(votes),
