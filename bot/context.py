@@ -14,6 +14,7 @@ from services.billing.plans import Catalogue
 from services.billing.stripe_checkout import StripeBilling
 from services.consensus.service import ConsensusService
 from services.controller import Controller
+from services.copytrading.relay import CopyRelay
 from services.exchanges.registry import ExchangeRegistry
 from services.i18n import I18n
 from services.market.data import MarketDataService
@@ -45,5 +46,6 @@ class WorkflowData(TypedDict):
     voice: VoiceService
     payments_token: SecretStr | None  # Telegram Payments provider token for card invoices
     stripe_billing: NotRequired[StripeBilling]  # when Stripe is configured
+    copy_relay: NotRequired[CopyRelay]  # copy trading: record, copy to followers, publish (set at start)
     # Per update, added by the middlewares: session (AsyncSession), user (UserProfile),
     # user_service (UserService), i18n (Translator), locale (str).

@@ -16,6 +16,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
 
+from bot.copytrading import build_copy_relay
 from bot.factory import Application, build_application, build_stripe_billing
 from bot.notifier import TelegramNotifier
 from bot.polling import Poller
@@ -118,6 +119,17 @@ async def start_bot(settings: Settings) -> RunningBot:
         if stripe_parts is not None:
             web_app.router.add_post("/stripe/webhook", stripe_webhook_route(stripe_parts[0]))
             app.dispatcher["stripe_billing"] = stripe_parts[0]
+        copy_relay = build_copy_relay(
+            settings=settings,
+            session_factory=app.session_factory,
+            services=app.services,
+            notifier=notifier,
+            bot=app.bot,
+            i18n=app.i18n,
+            sender=sender,
+            bot_username=me.username or "",
+        )
+        app.dispatcher["copy_relay"] = copy_relay
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings.http_host, settings.http_port)
@@ -147,6 +159,7 @@ async def start_bot(settings: Settings) -> RunningBot:
             health_interval=settings.controller.check_interval_seconds,
             consensus=app.consensus,
             consensus_resolve_interval=settings.consensus.resolve_interval_seconds,
+            copy_relay=copy_relay,
         )
         # of the processes sharing this database, only the leader runs the jobs
         election = running.election = scheduler_election(

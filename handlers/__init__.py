@@ -9,6 +9,7 @@ from handlers import (
     admin,
     alerts,
     billing,
+    copytrading,
     errors,
     fallback,
     market,
@@ -28,6 +29,7 @@ def build_root_router() -> Router:
     root.include_routers(
         errors.build_router(),
         accounts.build_router(),  # first: its connect wizard must see every message of a user inside it
+        copytrading.build_router(),  # before start: the Copy deep link is a /start payload
         start.build_router(),
         settings.build_router(),
         admin.build_router(),

@@ -7,12 +7,14 @@ from decimal import Decimal
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import format as fmt
 from handlers.filters import PRIVATE
 from handlers.render import confirmation_gone, plain, show
-from handlers.trading import cancel_card, render_card
+from handlers.trading import cancel_card, render_card, render_copy_report
 from keyboards.trading import CloseCB, close_keyboard, confirm_keyboard
+from services.copytrading.relay import CopyRelay
 from services.i18n import Html, Translator
 from services.trading.parser import (
     AmountUnit,
@@ -162,7 +164,13 @@ async def on_close_cancel(
 
 
 async def cmd_protect(
-    message: Message, command: CommandObject, user: UserProfile, i18n: Translator, trading: TradingService
+    message: Message,
+    command: CommandObject,
+    user: UserProfile,
+    i18n: Translator,
+    trading: TradingService,
+    session: AsyncSession,
+    copy_relay: CopyRelay | None = None,
 ) -> None:
     kind = command.command.lower()
     request = parse_trade_command(kind, command.args or "")
@@ -175,6 +183,13 @@ async def cmd_protect(
     await message.answer(
         i18n(f"trade.protect.set_{kind}", symbol=position.symbol, price=fmt.price(price), now=fmt.price(now))
     )
+    if copy_relay is not None and await copy_relay.is_leader(user.id):
+        # followers' copies of this position get the same protection; channels get the update
+        await session.commit()  # the relay works in sessions of its own
+        ref = f"{kind}:{position.id}:{price}"
+        report = await copy_relay.after_protection(user.id, position.symbol, kind, price, ref=ref)
+        if report is not None:
+            await message.answer(render_copy_report(i18n, report))
 
 
 async def cmd_orders(message: Message, user: UserProfile, i18n: Translator, trading: TradingService) -> None:

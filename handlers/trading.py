@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import format as fmt
 from handlers.errors import describe, remedy
@@ -12,6 +13,10 @@ from handlers.filters import PRIVATE
 from handlers.render import confirmation_gone, plain, show
 from keyboards.menu import MenuCB
 from keyboards.trading import OrderCB, ViewCB, confirm_keyboard, portfolio_keyboard, trade_menu_keyboard
+from services.billing.entitlements import Entitlements
+from services.billing.plans import Catalogue
+from services.copytrading.leaders import LeaderService
+from services.copytrading.relay import CopyRelay, RelayReport
 from services.errors import AppError
 from services.exchanges.types import exchange_name
 from services.i18n import Html, Translator
@@ -124,9 +129,30 @@ def render_execution(t: Translator, done: Execution) -> str:
     )
 
 
+def render_copy_report(t: Translator, report: RelayReport) -> str:
+    """A leader's order carried to their followers and channels."""
+    return t(
+        "copy.leader.copied",
+        done=report.counts.get("done", 0),
+        failed=report.counts.get("failed", 0) + report.counts.get("paused", 0),
+        skipped=report.counts.get("skipped", 0),
+        published=report.published,
+    )
+
+
 async def on_confirm(
-    query: CallbackQuery, callback_data: OrderCB, user: UserProfile, i18n: Translator, trading: TradingService
+    query: CallbackQuery,
+    callback_data: OrderCB,
+    user: UserProfile,
+    i18n: Translator,
+    trading: TradingService,
+    session: AsyncSession,
+    catalogue: Catalogue,
+    copy_relay: CopyRelay | None = None,
 ) -> None:
+    leader = await LeaderService(session, Entitlements(session, catalogue)).get(user.id)
+    leading = copy_relay is not None and leader is not None and leader.active
+    equity_before = (await trading.portfolio(user)).equity if leading else None
     try:
         done = await trading.confirm(user, callback_data.token)
     except ConfirmationExpired:
@@ -137,6 +163,11 @@ async def on_confirm(
         await show(query, describe(i18n, exc), remedy(i18n, exc))
         return
     await show(query, render_execution(i18n, done), None)
+    if leading and copy_relay is not None:
+        await session.commit()  # the relay copies in sessions of its own
+        report = await copy_relay.after_execution(user.id, done, equity_before=equity_before)
+        if report is not None and isinstance(query.message, Message):
+            await query.message.answer(render_copy_report(i18n, report))
 
 
 async def on_cancel(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from scheduler.autotrade import autotrade_job
 from scheduler.billing import renewals_job
 from scheduler.consensus import resolve_signals_job
+from scheduler.copytrading import copy_drawdowns_job
 from scheduler.health import HEALTH_JOB_ID, health_job, track_jobs
 from scheduler.jobs import live_orders_job, protections_job
 from scheduler.market import alerts_job, scan_job
@@ -19,6 +20,7 @@ from services.billing.renewals import RenewalService
 from services.consensus.autotrade import TIMEFRAMES as AUTO_TIMEFRAMES
 from services.consensus.service import ConsensusService
 from services.controller import Controller
+from services.copytrading.relay import CopyRelay
 from services.market.data import MarketDataService
 from services.market.scanner import Scanner
 from services.notify import Notifier
@@ -44,6 +46,8 @@ def build_scheduler(
     health_interval: float = 30.0,
     consensus: ConsensusService | None = None,
     consensus_resolve_interval: float = 300.0,
+    copy_relay: CopyRelay | None = None,
+    copy_drawdown_interval: float = 180.0,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
@@ -116,6 +120,7 @@ def build_scheduler(
                 id=f"autotrade_{timeframe}",
                 name=f"auto-trade {timeframe}",
             )
+    if consensus is not None:
         scheduler.add_job(
             resolve_signals_job,
             "interval",
@@ -123,6 +128,15 @@ def build_scheduler(
             args=(consensus,),
             id="consensus_resolve",
             name="AI signal resolution",
+        )
+    if copy_relay is not None:
+        scheduler.add_job(
+            copy_drawdowns_job,
+            "interval",
+            seconds=copy_drawdown_interval,
+            args=(copy_relay,),
+            id="copy_drawdowns",
+            name="copy trading: stop-copy drawdowns",
         )
     return scheduler
 

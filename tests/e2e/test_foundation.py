@@ -54,14 +54,15 @@ async def test_start_greets_and_shows_the_main_menu(stack: Stack) -> None:
         assert await session.scalar(select(func.count(User.id))) == 1
 
 
-async def test_areas_not_built_yet_say_so_and_lead_back(stack: Stack) -> None:
+async def test_every_area_opens_and_leads_back(stack: Stack) -> None:
     user = stack.user(1002)
     await user.send("/menu")
     menu = await user.next_message()
     await user.press(menu, text="👥 Copy trading")
     edited = await user.next_message()
     assert edited.message_id == menu.message_id
-    assert "Copy trading" in edited.text and "not available yet" in edited.text
+    assert "Copy trading" in edited.text and "not available yet" not in edited.text
+    assert "🏆 Leaders" in button_texts(edited)
     await user.press(edited, text="« Main menu")
     home = await user.next_message()
     assert button_texts(home) == MENU_TEXTS["en"]

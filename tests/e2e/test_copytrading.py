@@ -1,0 +1,220 @@
+"""Copy trading end to end: a leader links channels (the bot's missing rights are reported), their confirmed
+orders are posted as cards with a Copy button, a follower follows through that button and gets scaled copies
+and a notification per action, hand-written channel posts are read and copied, follows are paused and
+stopped, and the leaderboard shows the leader with a chart."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from db.models import CopyOrder, Follow, Order, PaperBalance, Position, User
+from sandbox.telegram.client import BotMessage, ChatUser
+from tests.e2e.test_accounts_live import give_plan
+from tests.stack import Stack, bot_stack
+
+ALPHA = -1001001
+BETA = -1001002
+ADMIN_RIGHTS = {
+    "can_be_edited": False,
+    "is_anonymous": False,
+    "can_manage_chat": True,
+    "can_delete_messages": True,
+    "can_manage_video_chats": False,
+    "can_restrict_members": False,
+    "can_promote_members": False,
+    "can_change_info": False,
+    "can_invite_users": True,
+    "can_post_stories": False,
+    "can_edit_stories": False,
+    "can_delete_stories": False,
+    "can_send_welcome_messages": False,
+    "can_post_messages": True,
+    "can_edit_messages": True,
+}
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, database_url: str) -> AsyncIterator[Stack]:
+    async with bot_stack(tmp_path, database_url=database_url, exchanges=True) as stack:
+        yield stack
+
+
+def make_channel(stack: Stack, chat_id: int, title: str, owner_id: int, *, bot_admin: bool) -> None:
+    state = stack.emulator.state
+    chat = stack.emulator.add_group(chat_id, title, chat_type="channel")
+    bot_user = state.bots[stack.bot_id].user.to_api()
+    chat.members[stack.bot_id] = (
+        {"status": "administrator", "user": bot_user, **ADMIN_RIGHTS}
+        if bot_admin
+        else {"status": "member", "user": bot_user}
+    )
+    chat.members[owner_id] = {
+        "status": "creator",
+        "user": state.users[owner_id].to_api(),
+        "is_anonymous": False,
+    }
+
+
+def channel_post(stack: Stack, chat_id: int, owner_id: int, text: str) -> None:
+    """The channel's owner posts (as the channel) and the bot, an administrator there, gets the update."""
+    state = stack.emulator.state
+    bot = state.default_bot(stack.bot_id)
+    conv = state.conversation(bot, chat_id)
+    assert conv is not None
+    message = state.store_message(
+        conv, state.users[owner_id], {"text": text}, sender_chat=state.chats[chat_id]
+    )
+    state.enqueue_update(bot, "channel_post", message)
+
+
+def url_of(message: dict[str, Any]) -> str:
+    [[button]] = message["reply_markup"]["inline_keyboard"]
+    return str(button["url"])
+
+
+async def confirmed(user: ChatUser, command: str) -> BotMessage:
+    await user.send(command)
+    card = await user.next_message(timeout=10)
+    await user.press(card, text="✅ Confirm")
+    return await user.next_message(timeout=10)
+
+
+async def paper(stack: Stack, telegram_id: int) -> dict[str, D]:
+    async with stack.app.session_factory() as session:
+        user_id = await session.scalar(select(User.id).where(User.telegram_id == telegram_id))
+        orders = list(await session.scalars(select(Order).where(Order.reason == "copy")))
+        account_ids = {o.account_id for o in orders}
+        rows = await session.scalars(select(PaperBalance).where(PaperBalance.account_id.in_(account_ids)))
+        assert user_id is not None
+        return {row.asset: row.free for row in rows}
+
+
+async def test_leader_channel_follower_copies(stack: Stack) -> None:
+    leader, follower = stack.user(7001), stack.user(7002)
+    await leader.send("/start")
+    await leader.next_message()
+    await follower.send("/start")
+    await follower.next_message()
+    await give_plan(stack, 7001)
+
+    # becoming a leader and linking channels
+    await leader.send("/leader")
+    intro = await leader.next_message()
+    assert "✅ Become a leader" in intro.button_texts
+    await leader.press(intro, text="✅ Become a leader")
+    panel = await leader.next_message()
+    assert "Trader7001" in panel.text and "None yet" in panel.text
+    make_channel(stack, ALPHA, "Alpha Signals", 7001, bot_admin=True)
+    make_channel(stack, BETA, "Beta Calls", 7001, bot_admin=False)
+    await leader.send(f"/link {ALPHA}")
+    linked = await leader.next_message()
+    assert "Alpha Signals is linked" in linked.text
+    await leader.send(f"/link {BETA}")
+    weak = await leader.next_message()
+    assert "Beta Calls is linked, but the bot needs to be an administrator" in weak.text
+    assert "the right to post messages" in weak.text
+
+    # the leader's first buy is posted to the channel with a Copy button
+    filled = await confirmed(leader, "/buy BTC 500")
+    assert "Bought" in filled.text
+    report = await leader.next_message(timeout=10)
+    assert "Cards posted: 1" in report.text
+    [card] = await stack.wait_bot_messages(ALPHA, 1, timeout=10)
+    assert "BTC/USDT LONG" in card["text"] and "Trader7001" in card["text"]
+    url = url_of(card)
+    assert url.startswith("https://t.me/cryptouniverse_bot?start=copy_")
+    assert stack.bot_messages(BETA) == []
+
+    # the follower opens the Copy link: profile with its chart, then the follow card
+    await follower.send("/start " + url.split("start=")[1])
+    profile = await follower.next_message(timeout=10)
+    assert profile.photo and "Trader7001" in profile.text
+    setup = await follower.next_message(timeout=10)
+    assert "Follow Trader7001" in setup.text and "100 USDT" in setup.text
+    await follower.press(setup, text="250 USDT")
+    setup = await follower.next_message()
+    assert "<b>250 USDT</b>" in setup.html or "250 USDT" in setup.text
+    await follower.press(setup, text="✅ Follow")
+    followed = await follower.next_message()
+    assert "You follow Trader7001 now" in followed.text
+
+    # the leader buys: the follower's paper account gets 250 USDT of it
+    await confirmed(leader, "/buy BTC 300")
+    report = await leader.next_message(timeout=10)
+    assert "1 done" in report.text
+    copied = await follower.next_message(timeout=10)
+    assert "Copied Trader7001" in copied.text and "BTC" in copied.text and "paper" in copied.text
+    money = await paper(stack, 7002)
+    assert money["BTC"] > 0 and D(9750) <= money["USDT"] < D(9751)
+    await stack.wait_bot_messages(ALPHA, 2, timeout=10)
+
+    # a hand-written post in the channel is read and copied; a contradictory one is refused
+    price = stack.exchanges["binance"].market.price("ETH/USDT")
+    low, high = (price * D("0.99")).quantize(D(1)), (price * D("1.01")).quantize(D(1))
+    target, stop = (price * D("1.05")).quantize(D(1)), (price * D("0.95")).quantize(D(1))
+    channel_post(stack, ALPHA, 7001, f"ETH/USDT LONG Entry {low}-{high} TP {target} SL {stop}")
+    eth = await follower.next_message(timeout=10)
+    assert "Copied Trader7001" in eth.text and "ETH" in eth.text
+    told = await leader.next_message(timeout=10)
+    assert "post in Alpha Signals was copied: 1 done" in told.text
+    channel_post(stack, ALPHA, 7001, f"ETH/USDT LONG Entry {high} TP {low} SL {stop}")
+    refused = await leader.next_message(timeout=10)
+    assert "was not copied" in refused.text and "every target must be above the entry" in refused.text
+    assert (await paper(stack, 7002))["ETH"] > 0
+
+    # the leader moves the stop-loss: the follower's copied position gets the same stop
+    stop_btc = (stack.exchanges["binance"].market.price("BTC/USDT") * D("0.9")).quantize(D(1))
+    await leader.send(f"/sl BTC {stop_btc}")
+    assert "Stop-loss for BTC/USDT set" in (await leader.next_message(timeout=10)).text
+    await leader.next_message(timeout=10)  # the copy report
+    moved = await follower.next_message(timeout=10)
+    assert "Copied Trader7001" in moved.text and "BTC" in moved.text, moved.text
+    async with stack.app.session_factory() as session:
+        stops = {
+            p.user_id: p.stop_loss
+            for p in await session.scalars(select(Position).where(Position.symbol == "BTC/USDT"))
+        }
+    assert set(stops.values()) == {stop_btc}
+
+    # the leader sells: the follower's copy is closed
+    await confirmed(leader, "/sell BTC all")
+    await leader.next_message(timeout=10)
+    closed = await follower.next_message(timeout=10)
+    assert "Copied Trader7001" in closed.text and "PnL" in closed.text
+    assert (await paper(stack, 7002)).get("BTC", D(0)) == 0
+    async with stack.app.session_factory() as session:
+        statuses = list(await session.scalars(select(CopyOrder.status)))
+    assert statuses == ["done", "done", "done", "done"]
+
+    # /following: pause, then stop
+    await follower.send("/following")
+    listing = await follower.next_message()
+    assert "Trader7001" in listing.text and "active" in listing.text
+    await follower.press(listing, text="⏸ Trader7001")
+    paused = await follower.next_message()
+    assert "Paused" in paused.text and "▶️ Trader7001" in paused.button_texts
+    await follower.press(paused, text="⏹ Stop")
+    stopped = await follower.next_message()
+    assert "You stopped following Trader7001" in stopped.text
+    async with stack.app.session_factory() as session:
+        assert await session.scalar(select(Follow.status)) == "stopped"
+
+    # the leaderboard, a profile with its chart and a Follow button
+    await follower.send("/leaders")
+    board = await follower.next_message()
+    assert "#1 <b>Trader7001</b>" in board.html or "#1 Trader7001" in board.text
+    await follower.press(board, text="#1 Trader7001")
+    shown = await follower.next_message(timeout=10)
+    assert shown.photo and "➕ Follow" in shown.button_texts
+    assert (await follower.download(shown)).startswith(b"\x89PNG")
+
+    # the leader's earnings (paper copies pay no fee)
+    await leader.send("/earnings")
+    earnings = await leader.next_message()
+    assert "Earnings" in earnings.text and "No copied live profit yet" in earnings.text
