@@ -1,6 +1,7 @@
 """End-to-end webhook throughput and latency of the bot, against a bare aiogram bot (the framework's floor).
 
     python bench/updates.py [--duration 8] [--warmup 2] [--concurrency 1 50] [--configs floor sqlite postgres]
+                            [--repeat 1]
 
 C simulated users each POST a `/start` update to the bot's webhook (with the secret header) and wait for the
 bot's reply to reach the Telegram emulator before sending the next one: a closed loop, measured end to end
@@ -464,23 +465,40 @@ def report(results: Sequence[Result]) -> None:
 
 
 async def run_all(args: argparse.Namespace) -> list[Result]:
-    results: list[Result] = []
-    for concurrency in args.concurrency:
-        for config in args.configs:
-            print(f"  measuring {config} at C={concurrency} ...", flush=True)
-            try:
-                result = await measure(
-                    config,
-                    concurrency,
-                    warmup=args.warmup,
-                    duration=args.duration,
-                    postgres_url=args.postgres_url,
-                )
-            except OSError as exc:
-                print(f"  ! {config} C={concurrency} skipped: {type(exc).__name__}: {exc}", flush=True)
-                continue
-            results.append(result)
-    return results
+    """Every row `--repeat` times, in rounds (so the floor and the product are measured close together);
+    the best of each row is reported: on a shared machine the best is the least disturbed."""
+    best: dict[tuple[str, int], Result] = {}
+    for round_number in range(1, args.repeat + 1):
+        for concurrency in args.concurrency:
+            for config in args.configs:
+                label = f" (round {round_number}/{args.repeat})" if args.repeat > 1 else ""
+                print(f"  measuring {config} at C={concurrency}{label} ...", flush=True)
+                try:
+                    result = await measure(
+                        config,
+                        concurrency,
+                        warmup=args.warmup,
+                        duration=args.duration,
+                        postgres_url=args.postgres_url,
+                    )
+                except OSError as exc:
+                    print(f"  ! {config} C={concurrency} skipped: {type(exc).__name__}: {exc}", flush=True)
+                    continue
+                if args.repeat > 1:
+                    print(
+                        f"    {result.throughput:.1f} updates/s, p50 {result.p50_ms:.2f} ms, "
+                        f"CPU {_fmt(result.bot_cpu_ms, '.2f')} ms/update",
+                        flush=True,
+                    )
+                key = (config, concurrency)
+                if key not in best or result.throughput > best[key].throughput:
+                    best[key] = result
+    return [
+        best[(config, concurrency)]
+        for concurrency in args.concurrency
+        for config in args.configs
+        if (config, concurrency) in best
+    ]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -492,6 +510,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50], help="simulated users")
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL, help="admin URL for scratch DBs")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measure every row this many times and report the best (1)"
+    )
     # internal: the bot side, started by this script in a child process
     parser.add_argument("--serve", choices=("product", "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--api", help=argparse.SUPPRESS)
@@ -512,6 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"closed loop, end to end (webhook POST -> reply stored by the emulator); warm-up {args.warmup:g} s, "
         f"then {args.duration:g} s measured per row; a fresh bot process, emulator and database per row"
+        + (f"; best of {args.repeat} rounds per row" if args.repeat > 1 else "")
     )
     print(
         "replies detected in-process on the emulator's per-chat signal (no polling, no extra request); "

@@ -5,6 +5,10 @@
   after the update is safe. A redelivered update is recognised and ignored.
 * Each stored update is fed to the dispatcher in a task; updates of one chat run in order, different chats
   run concurrently (bounded).
+* The sender's user row is read in a round trip the update costs anyway, so the user middleware needs no
+  lookup of its own: with the store, when no earlier update of that chat is in flight here (the row cannot
+  predate its writes), or else with the closing statement of the chat's previous update, right before
+  this one is handled.
 * The sweeper picks up updates nobody holds: left over by a crash (their lease ran out) or released at
   shutdown. The handler's database writes commit together with the inbox row, so a retried update never
   applies them twice.
@@ -17,6 +21,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -30,8 +35,10 @@ from bot.metrics import Metrics
 from bot.middlewares.database import InboxTicket
 from bot.settings import InboxSettings
 from db.repositories import InboxClaim, InboxRepository
-from db.repositories.inbox import store_claimed
+from db.repositories.inbox import InboxWriter
 from db.types import utcnow
+from services.tenants import TenantInfo
+from services.users import KnownUserRow
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +58,17 @@ def chat_key(payload: Mapping[str, Any]) -> int | None:
         if isinstance(inner, dict) and isinstance(inner.get("from"), dict):
             user_id = inner["from"].get("id")
             return user_id if isinstance(user_id, int) else None
+    return None
+
+
+def sender_id(payload: Mapping[str, Any]) -> int | None:
+    """The human who sent an update (its event's `from`), if it names one."""
+    for inner in payload.values():
+        if isinstance(inner, dict):
+            sender = inner.get("from")
+            if isinstance(sender, dict) and not sender.get("is_bot"):
+                user_id = sender.get("id")
+                return user_id if isinstance(user_id, int) else None
     return None
 
 
@@ -76,6 +94,12 @@ class _KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
+@dataclass(slots=True)
+class _Chat:
+    in_flight: int = 0
+    last: InboxTicket | None = None  # the latest update of the chat given to a task
+
+
 class InboxProcessor:
     def __init__(
         self,
@@ -93,6 +117,8 @@ class InboxProcessor:
         self.metrics = metrics
         self.lease = timedelta(seconds=settings.lease_seconds)
         self._engine: AsyncEngine = session_factory.kw["bind"]
+        self.writer = InboxWriter(self._engine)
+        self._chats: dict[int, _Chat] = {}  # chats with updates between receipt and the end of handling
         self._semaphore = asyncio.Semaphore(settings.concurrency)
         self._locks = _KeyedLocks()
         self._tasks: dict[int, tuple[asyncio.Task[None], InboxClaim]] = {}
@@ -114,51 +140,105 @@ class InboxProcessor:
     async def receive(self, payload: Any, *, source: str) -> bool:
         """Store one update; True when it is new (and now being handled), False for a redelivery."""
         update = self.parse(payload)
-        async with self._engine.begin() as connection:
-            claim = await store_claimed(
-                connection, self.bot_id, update.update_id, payload, now=utcnow(), lease=self.lease
+        key = chat_key(payload)
+        alone = self._enter(key)
+        user = self._user_to_read(payload)
+        try:
+            stored = await self.writer.store(
+                self.bot_id,
+                update.update_id,
+                payload,
+                now=utcnow(),
+                lease=self.lease,
+                user=user if alone else None,
             )
-        if claim is None:
+        except BaseException:
+            self._leave(key)
+            raise
+        if stored is None:
+            self._leave(key)
             self.metrics.updates_duplicate.labels(source).inc()
             return False
         self.metrics.updates_received.labels(source).inc()
-        self._spawn(claim, update, time.monotonic())
+        ticket = InboxTicket(stored.claim, writer=self.writer, user_key=user)
+        if user is not None and stored.user_looked_up:
+            ticket.user = KnownUserRow(stored.user_row)
+        self._spawn(stored.claim, update, time.monotonic(), key, ticket)
         return True
 
-    def _spawn(self, claim: InboxClaim, update: Update, received: float) -> None:
-        task = asyncio.create_task(self._handle(claim, update, received), name=f"update-{claim.update_id}")
+    def _user_to_read(self, payload: Mapping[str, Any]) -> tuple[int, int] | None:
+        tenant = self.dispatcher.workflow_data.get("tenant")
+        user_id = sender_id(payload)
+        if not isinstance(tenant, TenantInfo) or user_id is None:
+            return None
+        return tenant.id, user_id
+
+    def _enter(self, key: int | None) -> bool:
+        """Count an update of this chat in; True when no other is in flight."""
+        if key is None:
+            return True
+        chat = self._chats.get(key)
+        if chat is None:
+            chat = self._chats[key] = _Chat()
+        chat.in_flight += 1
+        return chat.in_flight == 1
+
+    def _leave(self, key: int | None) -> None:
+        if key is None:
+            return
+        chat = self._chats.get(key)
+        if chat is not None:
+            chat.in_flight -= 1
+            if chat.in_flight <= 0:
+                del self._chats[key]
+
+    def _spawn(
+        self, claim: InboxClaim, update: Update, received: float, key: int | None, ticket: InboxTicket
+    ) -> None:
+        chat = self._chats.get(key) if key is not None else None
+        if chat is not None:
+            if chat.last is not None:
+                # An update of the chat has a task already: it is handled first, so a row read while
+                # storing this one may predate its writes.
+                ticket.user = None
+                # Tasks take the chat's lock in the order they are created: the previous update is handled
+                # right before this one, and its closing statement can read this sender's row.
+                chat.last.successor = ticket
+            chat.last = ticket
+        task = asyncio.create_task(
+            self._handle(update, received, key, ticket), name=f"update-{claim.update_id}"
+        )
         self._tasks[claim.id] = (task, claim)
         task.add_done_callback(functools.partial(self._forget, claim.id))
 
     def _forget(self, key: int, _task: asyncio.Task[None]) -> None:
         self._tasks.pop(key, None)
 
-    async def _handle(self, claim: InboxClaim, update: Update, received: float) -> None:
-        async with self._locks.hold(chat_key(claim.payload)), self._semaphore:
-            ticket = InboxTicket(claim)
-            status = "done"
-            try:
-                await self.dispatcher.feed_update(self.bot, update, inbox_ticket=ticket)
-            except Exception:
-                status = "failed"
-                self.metrics.errors.labels("handler").inc()
-                log.exception("update.failed", update_id=claim.update_id)
-            if not ticket.finished:
-                await self._close(claim, error=None if status == "done" else "unhandled exception")
-            elif ticket.failed:
-                status = "failed"
-            elif ticket.superseded:
-                status = "superseded"
-            self.metrics.updates_processed.labels(status).inc()
-            self.metrics.update_latency.observe(time.monotonic() - received)
+    async def _handle(self, update: Update, received: float, key: int | None, ticket: InboxTicket) -> None:
+        claim = ticket.claim
+        try:
+            async with self._locks.hold(key), self._semaphore:
+                status = "done"
+                try:
+                    await self.dispatcher.feed_update(self.bot, update, inbox_ticket=ticket)
+                except Exception:
+                    status = "failed"
+                    self.metrics.errors.labels("handler").inc()
+                    log.exception("update.failed", update_id=claim.update_id)
+                if not ticket.finished:
+                    await self._close(claim, error=None if status == "done" else "unhandled exception")
+                elif ticket.failed:
+                    status = "failed"
+                elif ticket.superseded:
+                    status = "superseded"
+                self.metrics.updates_processed.labels(status).inc()
+                self.metrics.update_latency.observe(time.monotonic() - received)
+        finally:
+            self._leave(key)
 
     async def _close(self, claim: InboxClaim, *, error: str | None) -> None:
         try:
-            async with self.session_factory() as session:
-                await InboxRepository(session).finish(
-                    claim, now=utcnow(), error=error, failed=error is not None
-                )
-                await session.commit()
+            await self.writer.finish(claim, now=utcnow(), error=error, failed=error is not None)
         except Exception:
             log.exception("inbox.close_failed", update_id=claim.update_id)
 
@@ -187,7 +267,9 @@ class InboxProcessor:
                 await self._close(claim, error="invalid update")
                 continue
             log.info("inbox.recovered", update_id=claim.update_id, attempt=claim.attempt)
-            self._spawn(claim, update, time.monotonic())
+            key = chat_key(claim.payload)
+            self._enter(key)
+            self._spawn(claim, update, time.monotonic(), key, InboxTicket(claim, writer=self.writer))
         return len(claims)
 
     async def _sweep_forever(self) -> None:
@@ -228,3 +310,4 @@ class InboxProcessor:
                 async with self.session_factory() as session:
                     await InboxRepository(session).release(claim)
                     await session.commit()
+        await self.writer.close()

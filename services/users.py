@@ -55,6 +55,13 @@ def _profile(user: Mapping[str, Any] | RowMapping, *, is_new: bool = False) -> U
     )
 
 
+@dataclass(frozen=True, slots=True)
+class KnownUserRow:
+    """The user's row as read just before (None: there is no such user yet)."""
+
+    row: Mapping[str, Any] | None
+
+
 class UserService:
     def __init__(self, session: AsyncSession, admin_ids: frozenset[int] = frozenset()) -> None:
         self.session = session
@@ -70,15 +77,16 @@ class UserService:
         username: str | None,
         first_name: str | None,
         language_code: str | None,
+        known: KnownUserRow | None = None,
     ) -> UserProfile:
         """Find or create the user; refresh what Telegram tells about them and when they were last seen.
 
         Writes only when something changed (or last_seen is older than a few minutes), so a busy user
-        costs one indexed read per update.
+        costs one indexed read per update, or none when the caller already read the row (`known`).
         """
         now = utcnow()
         role = "admin" if telegram_id in self.admin_ids else "user"
-        row = await self.users.get_row(tenant_id, telegram_id)
+        row = known.row if known is not None else await self.users.get_row(tenant_id, telegram_id)
         if row is None:
             await self.users.insert_if_absent(
                 tenant_id=tenant_id,
@@ -92,19 +100,18 @@ class UserService:
             row = await self.users.get_row(tenant_id, telegram_id)
             assert row is not None
             return _profile(row, is_new=row["created_at"] >= now - timedelta(seconds=5))
-        user = dict(row)
         changes: dict[str, object] = {}
-        known = (user["username"], user["first_name"], user["language_code"])
-        if known != (username, first_name, language_code):
+        told = (row["username"], row["first_name"], row["language_code"])
+        if told != (username, first_name, language_code):
             changes.update(username=username, first_name=first_name, language_code=language_code)
-        if user["role"] != role and user["role"] in ("user", "admin"):
+        if row["role"] != role and row["role"] in ("user", "admin"):
             changes["role"] = role
-        if now - user["last_seen_at"] >= LAST_SEEN_RESOLUTION:
+        if now - row["last_seen_at"] >= LAST_SEEN_RESOLUTION:
             changes["last_seen_at"] = now
-        if changes:
-            await self.users.update_fields(user["id"], **changes)
-            user.update(changes)
-        return _profile(user)
+        if not changes:
+            return _profile(row)
+        await self.users.update_fields(row["id"], **changes)
+        return _profile({**row, **changes})
 
     async def set_locale(self, user: UserProfile, locale: str, available: tuple[str, ...]) -> UserProfile:
         if locale not in available:

@@ -1,4 +1,7 @@
-"""One AsyncSession per update, committed once, together with the inbox row that marks it handled."""
+"""One AsyncSession per update, committed once, together with the inbox row that marks it handled.
+
+The session connects on first use. When the handler never used it there is nothing to commit with the
+inbox row, and the claim is closed by a single statement of its own instead."""
 
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ from aiogram.types import TelegramObject
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories import InboxClaim, InboxRepository
+from db.repositories.inbox import InboxWriter
 from db.types import utcnow
 from services.errors import AppError
+from services.users import KnownUserRow
 
 log = structlog.get_logger(__name__)
 
@@ -23,9 +28,20 @@ class InboxTicket:
     """Handed to the dispatcher with an update from the inbox; set when the claim has been closed."""
 
     claim: InboxClaim
+    writer: InboxWriter | None = None
+    # the sender's user row, read when the update was stored: (tenant id, Telegram id) and the row
+    user_key: tuple[int, int] | None = None
+    user: KnownUserRow | None = None
+    # the chat's next update, when it is waiting for this one: it wants its sender's row read afterwards
+    successor: InboxTicket | None = None
     finished: bool = False
     superseded: bool = False
     failed: bool = False
+
+
+def _pending_work(session: AsyncSession) -> bool:
+    """Whether the handler left anything in the session for the commit (a transaction or objects)."""
+    return session.in_transaction() or bool(session.new) or bool(session.deleted) or bool(session.dirty)
 
 
 class DbSessionMiddleware(BaseMiddleware):
@@ -39,32 +55,68 @@ class DbSessionMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         ticket: InboxTicket | None = data.get("inbox_ticket")
-        async with self.session_factory() as session:
-            data["session"] = session
-            try:
-                result = await handler(event, data)
+        session = self.session_factory()
+        data["session"] = session
+        try:
+            result = await handler(event, data)
+            if not _pending_work(session):
                 if ticket is not None:
-                    closed = await InboxRepository(session).finish(ticket.claim, now=utcnow())
-                    if not closed:
-                        # Another process took this update over after our lease ran out: its run counts.
-                        await session.rollback()
-                        ticket.finished = ticket.superseded = True
-                        log.warning("inbox.superseded", update_id=ticket.claim.update_id)
-                        return result
-                await session.commit()
-                if ticket is not None:
-                    ticket.finished = True
+                    await self._finish_alone(ticket)
                 return result
-            except Exception as exc:
-                await session.rollback()
-                if ticket is not None and not ticket.finished:
-                    expected = isinstance(exc, AppError)
-                    await self._close(ticket, error=type(exc).__name__, failed=not expected)
-                raise
+            if ticket is not None:
+                closed = await InboxRepository(session).finish(ticket.claim, now=utcnow())
+                if not closed:
+                    # Another process took this update over after our lease ran out: its run counts.
+                    await session.rollback()
+                    self._superseded(ticket)
+                    return result
+            await session.commit()
+            if ticket is not None:
+                ticket.finished = True
+            return result
+        except Exception as exc:
+            await session.rollback()
+            if ticket is not None and not ticket.finished:
+                expected = isinstance(exc, AppError)
+                await self._close(ticket, error=type(exc).__name__, failed=not expected)
+            raise
+        finally:
+            if session.in_transaction() or session.identity_map or session.new:
+                await session.close()
+
+    async def _finish_alone(self, ticket: InboxTicket) -> None:
+        """The handler wrote nothing through the session: close the claim on its own."""
+        successor = ticket.successor
+        if ticket.writer is not None and ticket.writer.native and successor is not None:
+            wanted = successor.user_key if successor.user is None else None
+            if wanted is not None:
+                # the row as it is after this update: the next one needs no lookup of its own
+                closed, row = await ticket.writer.finish_and_read_user(ticket.claim, wanted, now=utcnow())
+                successor.user = KnownUserRow(row)
+            else:
+                closed = await ticket.writer.finish(ticket.claim, now=utcnow())
+        elif ticket.writer is not None:
+            closed = await ticket.writer.finish(ticket.claim, now=utcnow())
+        else:
+            async with self.session_factory() as session:
+                closed = await InboxRepository(session).finish(ticket.claim, now=utcnow())
+                await session.commit()
+        if closed:
+            ticket.finished = True
+        else:
+            self._superseded(ticket)
+
+    @staticmethod
+    def _superseded(ticket: InboxTicket) -> None:
+        ticket.finished = ticket.superseded = True
+        log.warning("inbox.superseded", update_id=ticket.claim.update_id)
 
     async def _close(self, ticket: InboxTicket, *, error: str, failed: bool) -> None:
-        async with self.session_factory() as session:
-            await InboxRepository(session).finish(ticket.claim, now=utcnow(), error=error, failed=failed)
-            await session.commit()
+        if ticket.writer is not None:
+            await ticket.writer.finish(ticket.claim, now=utcnow(), error=error, failed=failed)
+        else:
+            async with self.session_factory() as session:
+                await InboxRepository(session).finish(ticket.claim, now=utcnow(), error=error, failed=failed)
+                await session.commit()
         ticket.finished = True
         ticket.failed = failed

@@ -9,8 +9,9 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 from aiogram.types import User as TelegramUser
 
+from bot.middlewares.database import InboxTicket
 from services.tenants import TenantInfo
-from services.users import UserService
+from services.users import KnownUserRow, UserService
 
 
 class UserMiddleware(BaseMiddleware):
@@ -29,11 +30,20 @@ class UserMiddleware(BaseMiddleware):
         data["user_service"] = service
         data["user"] = None
         if tg_user is not None and not tg_user.is_bot:
+            ticket: InboxTicket | None = data.get("inbox_ticket")
+            known = None
+            if ticket is not None:
+                if ticket.user is not None and ticket.user_key == (tenant.id, tg_user.id):
+                    known = ticket.user  # read along with storing the update or closing the previous one
+                elif ticket.writer is not None and ticket.writer.native:
+                    # read now, after this chat's earlier updates: no session needed unless it changes
+                    known = KnownUserRow(await ticket.writer.user_row(tenant.id, tg_user.id))
             data["user"] = await service.touch(
                 tenant_id=tenant.id,
                 telegram_id=tg_user.id,
                 username=tg_user.username,
                 first_name=tg_user.first_name,
                 language_code=tg_user.language_code,
+                known=known,
             )
         return await handler(event, data)

@@ -8,15 +8,20 @@ whose lease was taken over has its writes rolled back instead of applied twice.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from db.models import InboxUpdate
+from db.models import InboxUpdate, User
+from db.native import NativePool
 
 PENDING = "pending"
 PROCESSING = "processing"
@@ -34,6 +39,7 @@ class InboxClaim:
 
 
 _TABLE: Table = InboxUpdate.__table__  # type: ignore[assignment]
+_USERS: Table = User.__table__  # type: ignore[assignment]
 _STORE: dict[str, Any] = {}
 
 
@@ -101,6 +107,180 @@ async def store_claimed(
     if row_id is None:
         return None
     return InboxClaim(id=row_id, bot_id=bot_id, update_id=update_id, payload=payload, attempt=1)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUpdate:
+    """A newly stored update's claim, and the sender's user row when it was asked for.
+
+    `user_row` is None when no user was asked for or none exists yet; `user_looked_up` tells which."""
+
+    claim: InboxClaim
+    user_looked_up: bool = False
+    user_row: Mapping[str, Any] | None = None
+
+
+_USER_COLUMNS = tuple(column.name for column in _USERS.c)
+_SELECT_USER = select(_USERS).where(
+    _USERS.c.tenant_id == bindparam("p_tenant"), _USERS.c.telegram_id == bindparam("p_telegram")
+)
+
+
+def _pg_sql() -> dict[str, str]:
+    """The hot path's statements in PostgreSQL's own SQL, for the driver's prepared-statement cache.
+
+    Only table and column names from the models are interpolated; every value is a bound parameter."""
+    t, u = _TABLE.name, _USERS.name
+    columns = ", ".join(_USER_COLUMNS)
+    joined = ", ".join(f"u.{name}" for name in _USER_COLUMNS)
+    sender = f"LEFT JOIN {u} AS u ON u.tenant_id = $6 AND u.telegram_id = $7"
+    insert = (
+        f"INSERT INTO {t} (bot_id, update_id, payload, status, attempts, locked_until, received_at) "  # noqa: S608
+        f"VALUES ($1, $2, $3::json, '{PROCESSING}', 1, $4, $5) "
+        "ON CONFLICT (bot_id, update_id) DO NOTHING RETURNING id"
+    )
+    finish = (
+        f"UPDATE {t} SET status = $3, processed_at = $4, locked_until = NULL, error = $5 "  # noqa: S608
+        f"WHERE id = $1 AND status = '{PROCESSING}' AND attempts = $2"
+    )
+    return {
+        "store": insert,
+        # the new row and the sender's user row, in one round trip
+        "store_user": (
+            f"WITH stored AS ({insert}) SELECT stored.id AS stored_id, {joined} FROM stored {sender}"  # noqa: S608
+        ),
+        "user": f"SELECT {columns} FROM {u} WHERE tenant_id = $1 AND telegram_id = $2",  # noqa: S608
+        "finish": finish,
+        # the claim closed and a user's row as it is afterwards, in one round trip
+        "finish_user": (
+            f"WITH closed AS ({finish} RETURNING id) SELECT (SELECT count(*) FROM closed) AS closed, "  # noqa: S608
+            f"{joined} FROM (VALUES (1)) AS one {sender}"
+        ),
+    }
+
+
+_PG = _pg_sql()
+
+
+class InboxWriter:
+    """The inbox statements every update costs, each in a transaction of its own, without an ORM session.
+
+    On PostgreSQL they run on driver connections of their own (asyncpg) as single autocommitted statements;
+    elsewhere through SQLAlchemy Core. Closing a claim here is for updates whose handler wrote nothing:
+    a handler's writes go through `InboxRepository.finish` on the handler's session instead, so they
+    commit together with the row."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        # True: each statement is one round trip on a driver connection, cheaper than in a session
+        self.native = engine.dialect.name == "postgresql" and engine.dialect.driver == "asyncpg"
+        self._pool = NativePool(engine) if self.native else None
+
+    def _driver(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        assert self._pool is not None
+        return self._pool.connection()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def store(
+        self,
+        bot_id: int,
+        update_id: int,
+        payload: dict[str, Any],
+        *,
+        now: datetime,
+        lease: timedelta,
+        user: tuple[int, int] | None = None,
+    ) -> StoredUpdate | None:
+        """Store a new update already claimed by the caller, committed; None when it was received before.
+
+        With `user` (tenant id, Telegram id), that user's row is read along with it."""
+        if not self.native:
+            return await self._store_core(bot_id, update_id, payload, now=now, lease=lease, user=user)
+        args: tuple[Any, ...] = (bot_id, update_id, json.dumps(payload), now + lease, now)
+        async with self._driver() as connection:
+            if user is None:
+                row_id = await connection.fetchval(_PG["store"], *args)
+                record = None
+            else:
+                record = await connection.fetchrow(_PG["store_user"], *args, *user)
+                row_id = None if record is None else record["stored_id"]
+        if row_id is None:
+            return None
+        claim = InboxClaim(id=row_id, bot_id=bot_id, update_id=update_id, payload=payload, attempt=1)
+        if user is None or record is None:
+            return StoredUpdate(claim)
+        found = record["id"] is not None
+        return StoredUpdate(
+            claim,
+            user_looked_up=True,
+            user_row={name: record[name] for name in _USER_COLUMNS} if found else None,
+        )
+
+    async def _store_core(
+        self,
+        bot_id: int,
+        update_id: int,
+        payload: dict[str, Any],
+        *,
+        now: datetime,
+        lease: timedelta,
+        user: tuple[int, int] | None,
+    ) -> StoredUpdate | None:
+        async with self.engine.begin() as connection:
+            claim = await store_claimed(connection, bot_id, update_id, payload, now=now, lease=lease)
+            if claim is None or user is None:
+                return None if claim is None else StoredUpdate(claim)
+            result = await connection.execute(_SELECT_USER, {"p_tenant": user[0], "p_telegram": user[1]})
+            row = result.mappings().first()
+        return StoredUpdate(claim, user_looked_up=True, user_row=None if row is None else dict(row))
+
+    async def user_row(self, tenant_id: int, telegram_id: int) -> Mapping[str, Any] | None:
+        """A user's row, read by one statement of its own (only where `native`: elsewhere a read is no
+        cheaper outside the update's session)."""
+        if not self.native:
+            raise RuntimeError("user_row is for the native driver path")
+        async with self._driver() as connection:
+            record = await connection.fetchrow(_PG["user"], tenant_id, telegram_id)
+        return None if record is None else dict(record.items())
+
+    async def finish_and_read_user(
+        self, claim: InboxClaim, user: tuple[int, int], *, now: datetime
+    ) -> tuple[bool, Mapping[str, Any] | None]:
+        """Close the claim as done (see `finish`) and read a user's row (tenant id, Telegram id) after it,
+        in one statement (only where `native`)."""
+        if not self.native:
+            raise RuntimeError("finish_and_read_user is for the native driver path")
+        async with self._driver() as connection:
+            record = await connection.fetchrow(
+                _PG["finish_user"], claim.id, claim.attempt, DONE, now, None, *user
+            )
+        row = None if record["id"] is None else {name: record[name] for name in _USER_COLUMNS}
+        return bool(record["closed"]), row
+
+    async def finish(
+        self, claim: InboxClaim, *, now: datetime, error: str | None = None, failed: bool = False
+    ) -> bool:
+        """Close the claim in a transaction of its own; False when a later claim took the update over."""
+        status = FAILED if failed else DONE
+        if not self.native:
+            async with self.engine.begin() as connection:
+                result = await connection.execute(
+                    _FINISH,
+                    {
+                        "p_id": claim.id,
+                        "p_attempt": claim.attempt,
+                        "p_status": status,
+                        "p_now": now,
+                        "p_error": error,
+                    },
+                )
+                return bool(result.rowcount)
+        async with self._driver() as connection:
+            tag = await connection.execute(_PG["finish"], claim.id, claim.attempt, status, now, error)
+        return tag.rsplit(" ", 1)[-1] != "0"
 
 
 class InboxRepository:
