@@ -22,8 +22,9 @@ async def autotrade_job(
     consensus: ConsensusService,
     notifier: Notifier,
     timeframe: str,
+    tenant_id: int | None = None,
 ) -> int:
-    actions = await run_autotrade(session_factory, trading_factory, consensus, timeframe)
+    actions = await run_autotrade(session_factory, trading_factory, consensus, timeframe, tenant_id)
     for action in actions:
         done = action.execution
         params: dict[str, object] = {

@@ -41,11 +41,12 @@ async def protections_job(
     session_factory: async_sessionmaker[AsyncSession],
     trading_factory: TradingFactory,
     notifier: Notifier,
+    tenant_id: int | None = None,
 ) -> int:
     """Fill crossed paper limit orders, then fire crossed stop-losses and take-profits; tell each user."""
-    for filled in await watch_limit_orders(session_factory, trading_factory):
+    for filled in await watch_limit_orders(session_factory, trading_factory, tenant_id):
         await _tell_filled(notifier, filled.telegram_id, filled.locale, filled.execution)
-    triggers = await watch_protections(session_factory, trading_factory)
+    triggers = await watch_protections(session_factory, trading_factory, tenant_id)
     for trigger in triggers:
         done = trigger.execution
         await notifier.send(
@@ -71,10 +72,15 @@ async def live_orders_job(
     notifier: Notifier,
     settle_after: timedelta,
     give_up_after: timedelta,
+    tenant_id: int | None = None,
 ) -> int:
     """Follow live orders that have not ended (resting limits, outcomes unknown after a timeout)."""
     updates = await watch_live_orders(
-        session_factory, trading_factory, settle_after=settle_after, give_up_after=give_up_after
+        session_factory,
+        trading_factory,
+        settle_after=settle_after,
+        give_up_after=give_up_after,
+        tenant_id=tenant_id,
     )
     for update in updates:
         if update.execution is not None:

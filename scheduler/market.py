@@ -23,9 +23,12 @@ def _price(value: Decimal) -> str:
 
 
 async def alerts_job(
-    session_factory: async_sessionmaker[AsyncSession], market: MarketDataService, notifier: Notifier
+    session_factory: async_sessionmaker[AsyncSession],
+    market: MarketDataService,
+    notifier: Notifier,
+    tenant_id: int | None = None,
 ) -> int:
-    fired = await watch_alerts(session_factory, market)
+    fired = await watch_alerts(session_factory, market, tenant_id)
     for item in fired:
         alert = item.alert
         if alert.kind in ("rise", "fall"):
@@ -48,11 +51,15 @@ async def alerts_job(
 
 
 async def scan_job(
-    session_factory: async_sessionmaker[AsyncSession], scanner: Scanner, notifier: Notifier, timeframe: str
+    session_factory: async_sessionmaker[AsyncSession],
+    scanner: Scanner,
+    notifier: Notifier,
+    timeframe: str,
+    tenant_id: int | None = None,
 ) -> int:
     """Scan the universe on the candle that just closed and tell each matching subscriber once."""
     found = await scanner.scan(session_factory, timeframe)
-    deliveries = await scanner.deliver(session_factory, found)
+    deliveries = await scanner.deliver(session_factory, found, tenant_id)
     for delivery in deliveries:
         opp = delivery.opportunity
         await notifier.send(

@@ -48,6 +48,7 @@ def build_scheduler(
     consensus_resolve_interval: float = 300.0,
     copy_relay: CopyRelay | None = None,
     copy_drawdown_interval: float = 180.0,
+    tenant_id: int | None = None,  # the jobs see only this tenant's users
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
@@ -56,7 +57,7 @@ def build_scheduler(
         protections_job,
         "interval",
         seconds=protections_interval,
-        args=(session_factory, trading_factory, notifier),
+        args=(session_factory, trading_factory, notifier, tenant_id),
         id="protections",
         name="limit orders, stop-loss and take-profit watcher",
     )
@@ -70,6 +71,7 @@ def build_scheduler(
             notifier,
             timedelta(seconds=live_order_settle),
             timedelta(seconds=live_order_give_up),
+            tenant_id,
         ),
         id="live_orders",
         name="live order follower and reconciler",
@@ -79,7 +81,7 @@ def build_scheduler(
             alerts_job,
             "interval",
             seconds=alerts_interval,
-            args=(session_factory, market, notifier),
+            args=(session_factory, market, notifier, tenant_id),
             id="alerts",
             name="price alerts",
         )
@@ -88,7 +90,7 @@ def build_scheduler(
             scheduler.add_job(
                 scan_job,
                 candle_close_trigger(timeframe, scan_delay_seconds),
-                args=(session_factory, scanner, notifier, timeframe),
+                args=(session_factory, scanner, notifier, timeframe, tenant_id),
                 id=f"scan_{timeframe}",
                 name=f"market scanner {timeframe}",
             )
@@ -116,7 +118,7 @@ def build_scheduler(
             scheduler.add_job(
                 autotrade_job,
                 candle_close_trigger(timeframe, scan_delay_seconds + 5),
-                args=(session_factory, trading_factory, consensus, notifier, timeframe),
+                args=(session_factory, trading_factory, consensus, notifier, timeframe, tenant_id),
                 id=f"autotrade_{timeframe}",
                 name=f"auto-trade {timeframe}",
             )
@@ -134,7 +136,7 @@ def build_scheduler(
             copy_drawdowns_job,
             "interval",
             seconds=copy_drawdown_interval,
-            args=(copy_relay,),
+            args=(copy_relay, tenant_id),
             id="copy_drawdowns",
             name="copy trading: stop-copy drawdowns",
         )

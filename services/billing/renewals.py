@@ -23,6 +23,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import Subscription, User
+from db.scoping import of_tenant
 from db.types import utcnow
 from services.billing.entitlements import Entitlements
 from services.billing.plans import Catalogue
@@ -58,7 +59,9 @@ class RenewalService:
         remind_before: timedelta = DEFAULT_REMIND_BEFORE,
         clock: Callable[[], datetime] = utcnow,
         batch: int = 200,
+        tenant_id: int | None = None,
     ) -> None:
+        self.tenant_id = tenant_id
         self.session_factory = session_factory
         self.catalogue = catalogue
         self.grace = grace
@@ -90,7 +93,7 @@ class RenewalService:
                     select(Subscription.id, Subscription.plan, Subscription.user_id, User.telegram_id)
                     .add_columns(User.locale, User.language_code)
                     .join(User, User.id == Subscription.user_id)
-                    .where(due)
+                    .where(due, of_tenant(Subscription.user_id, self.tenant_id))
                     .order_by(Subscription.current_period_end)
                     .limit(self.batch)
                 )
@@ -143,6 +146,7 @@ class RenewalService:
                         Subscription.current_period_end > now,
                         Subscription.current_period_end <= now + self.remind_before,
                         or_(Subscription.provider != STRIPE, Subscription.cancel_at_period_end.is_(True)),
+                        of_tenant(Subscription.user_id, self.tenant_id),
                     )
                     .order_by(Subscription.current_period_end)
                     .limit(self.batch)

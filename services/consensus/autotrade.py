@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import AutoTradeSetting, User
+from db.scoping import of_tenant
 from db.types import utcnow
 from services.billing.entitlements import Feature
 from services.consensus.service import ConsensusService
@@ -130,6 +131,7 @@ async def run_autotrade(
     trading_factory: Callable[[AsyncSession], TradingService],
     consensus: ConsensusService,
     timeframe: str,
+    tenant_id: int | None = None,
 ) -> list[AutoAction]:
     """One run for every user auto-trading on `timeframe`."""
     async with session_factory() as session:
@@ -137,7 +139,11 @@ async def run_autotrade(
             await session.execute(
                 select(AutoTradeSetting, User)
                 .join(User, User.id == AutoTradeSetting.user_id)
-                .where(AutoTradeSetting.active.is_(True), AutoTradeSetting.timeframe == timeframe)
+                .where(
+                    AutoTradeSetting.active.is_(True),
+                    AutoTradeSetting.timeframe == timeframe,
+                    of_tenant(AutoTradeSetting.user_id, tenant_id),
+                )
             )
         ).all()
         work = [(_profile(user), _view(setting)) for setting, user in rows]

@@ -64,6 +64,7 @@ from db.models import (
     Position,
     User,
 )
+from db.scoping import of_tenant
 from db.types import utcnow
 from services.consensus.service import SignalResult
 from services.copytrading.signal_format import ParsedSignal, SignalRejected, parse_signal_post
@@ -833,7 +834,7 @@ class MirrorEngine:
         follow.status, follow.pause_reason, follow.updated_at = "paused", "drawdown", self.clock()
         return {"drawdown": drawdown.quantize(CENT), "limit": limit, "equity": equity.quantize(CENT)}
 
-    async def watch_drawdowns(self) -> list[CopyResult]:
+    async def watch_drawdowns(self, tenant_id: int | None = None) -> list[CopyResult]:
         """Check every active follow that has a stop-copy drawdown and open copies (a scheduled job);
         results for the follows it paused."""
         async with self.session_factory() as session:
@@ -844,6 +845,7 @@ class MirrorEngine:
                         Follow.status == "active",
                         Follow.stop_drawdown_pct.is_not(None),
                         Follow.id.in_(select(CopyPosition.follow_id).where(CopyPosition.status == "open")),
+                        of_tenant(Follow.follower_id, tenant_id),
                     )
                     .order_by(Follow.id)
                 )

@@ -171,9 +171,9 @@ class CopyRelay:
         published = await self._publish(recorded.action_id) if recorded.created else 0
         return RelayReport(recorded.action_id, recorded.created, results, summary(results), published)
 
-    async def watch_drawdowns(self) -> list[CopyResult]:
+    async def watch_drawdowns(self, tenant_id: int | None = None) -> list[CopyResult]:
         """The scheduled check of stop-copy drawdowns; each follow it paused is told."""
-        results = await self.mirror.watch_drawdowns()
+        results = await self.mirror.watch_drawdowns(tenant_id)
         for result in results:
             await self.notify(result)
         return results

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import PriceAlert, User
+from db.scoping import of_tenant
 from db.types import utcnow
 from services.errors import AppError, NotFoundError, ValidationError
 from services.exchanges.types import Ticker
@@ -153,7 +154,7 @@ def _view(alert: PriceAlert) -> AlertView:
 
 
 async def watch_alerts(
-    session_factory: async_sessionmaker[AsyncSession], market: MarketDataService
+    session_factory: async_sessionmaker[AsyncSession], market: MarketDataService, tenant_id: int | None = None
 ) -> list[FiredAlert]:
     """One pass: fire every active alert its market has crossed (each exactly once)."""
     async with session_factory() as session:
@@ -165,7 +166,7 @@ async def watch_alerts(
                     PriceAlert.symbol,
                     PriceAlert.kind,
                     PriceAlert.threshold,
-                ).where(PriceAlert.status == "active")
+                ).where(PriceAlert.status == "active", of_tenant(PriceAlert.user_id, tenant_id))
             )
         ).all()
     if not rows:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import ScanDelivery, ScanOpportunity, ScanSubscription, User
+from db.scoping import of_tenant
 from db.types import utcnow
 from services.errors import AppError, ValidationError
 from services.market.analysis import analyze
@@ -249,7 +250,10 @@ class Scanner:
         return True
 
     async def deliver(
-        self, session_factory: async_sessionmaker[AsyncSession], found: Sequence[Opportunity]
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        found: Sequence[Opportunity],
+        tenant_id: int | None = None,
     ) -> list[Delivery]:
         """Record and return what each subscriber should be told (never the same opportunity twice)."""
         if not found:
@@ -260,7 +264,11 @@ class Scanner:
                 await session.execute(
                     select(ScanSubscription, User)
                     .join(User, User.id == ScanSubscription.user_id)
-                    .where(ScanSubscription.active.is_(True), User.bot_blocked.is_(False))
+                    .where(
+                        ScanSubscription.active.is_(True),
+                        User.bot_blocked.is_(False),
+                        of_tenant(ScanSubscription.user_id, tenant_id),
+                    )
                 )
             ).all()
             for sub, user in subs:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import ExchangeAccount, Order, Position, User
+from db.scoping import of_tenant
 from services.credits.ledger import CreditLedger
 from services.errors import AppError, ValidationError
 from services.exchanges.types import ExchangeClient, MarketInfo, OrderResult, OrderType, Side
@@ -336,6 +337,7 @@ async def watch_live_orders(
     *,
     settle_after: timedelta = timedelta(seconds=20),
     give_up_after: timedelta = timedelta(minutes=10),
+    tenant_id: int | None = None,
 ) -> list[OrderUpdate]:
     """Follow every live order that has not ended: resting limit orders until they fill or are cancelled,
     and orders sent without a known outcome, looked up by their client order id.
@@ -347,7 +349,11 @@ async def watch_live_orders(
             await session.execute(
                 select(Order.id)
                 .join(ExchangeAccount, ExchangeAccount.id == Order.account_id)
-                .where(Order.status.in_(PENDING), ExchangeAccount.is_paper.is_(False))
+                .where(
+                    Order.status.in_(PENDING),
+                    ExchangeAccount.is_paper.is_(False),
+                    of_tenant(Order.user_id, tenant_id),
+                )
                 .order_by(Order.id)
             )
         ).all()

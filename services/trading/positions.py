@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import ExchangeAccount, Order, PendingAction, Position, User
 from db.repositories.trading import TradingRepository
+from db.scoping import of_tenant
 from db.types import utcnow
 from services.errors import AppError, NotFoundError, ValidationError
 from services.trading.live import LiveOrders
@@ -325,7 +326,9 @@ class LimitFilled:
 
 
 async def watch_limit_orders(
-    session_factory: async_sessionmaker[AsyncSession], trading_factory: TradingFactory
+    session_factory: async_sessionmaker[AsyncSession],
+    trading_factory: TradingFactory,
+    tenant_id: int | None = None,
 ) -> list[LimitFilled]:
     """Fill resting paper limit orders the market has crossed (at their price, maker fee)."""
     async with session_factory() as session:
@@ -335,7 +338,10 @@ async def watch_limit_orders(
                 select(Order.id, Order.symbol, Order.side, Order.limit_price)
                 .join(ExchangeAccount, ExchangeAccount.id == Order.account_id)
                 .where(
-                    Order.status == "open", Order.order_type == "limit", ExchangeAccount.is_paper.is_(True)
+                    Order.status == "open",
+                    Order.order_type == "limit",
+                    ExchangeAccount.is_paper.is_(True),
+                    of_tenant(Order.user_id, tenant_id),
                 )
             )
         ).all()
@@ -366,7 +372,9 @@ async def watch_limit_orders(
 
 
 async def watch_protections(
-    session_factory: async_sessionmaker[AsyncSession], trading_factory: TradingFactory
+    session_factory: async_sessionmaker[AsyncSession],
+    trading_factory: TradingFactory,
+    tenant_id: int | None = None,
 ) -> list[Trigger]:
     """One pass of the watcher: close every position whose stop-loss or take-profit was crossed, on paper
     against the default exchange's prices, live against the account's own exchange with a market sell.
@@ -390,6 +398,7 @@ async def watch_protections(
                 .where(
                     Position.status == "open",
                     ExchangeAccount.removed_at.is_(None),
+                    of_tenant(Position.user_id, tenant_id),
                     (Position.stop_loss.is_not(None)) | (Position.take_profit.is_not(None)),
                 )
             )
