@@ -1,7 +1,8 @@
 """Copy trading end to end: a leader links channels (the bot's missing rights are reported), their confirmed
 orders are posted as cards with a Copy button, a follower follows through that button and gets scaled copies
 and a notification per action, hand-written channel posts are read and copied, follows are paused and
-stopped, and the leaderboard shows the leader with a chart."""
+stopped, and the leaderboard shows the leader with a chart. Three followers with different allocations each
+get their own size, and one refused by a risk limit does not hold the others up."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from db.models import CopyOrder, Follow, Order, PaperBalance, Position, User
+from db.models import CopyOrder, Follow, Leader, Order, PaperBalance, Position, User
 from sandbox.telegram.client import BotMessage, ChatUser
 from tests.e2e.test_accounts_live import give_plan
 from tests.stack import Stack, bot_stack
@@ -218,3 +219,44 @@ async def test_leader_channel_follower_copies(stack: Stack) -> None:
     await leader.send("/earnings")
     earnings = await leader.next_message()
     assert "Earnings" in earnings.text and "No copied live profit yet" in earnings.text
+
+
+async def test_three_followers_with_different_allocations_and_an_isolated_refusal(stack: Stack) -> None:
+    leader = stack.user(7101)
+    await leader.send("/start")
+    await leader.next_message()
+    await give_plan(stack, 7101)
+    await leader.send("/leader")
+    await leader.press(await leader.next_message(), text="✅ Become a leader")
+    await leader.next_message()
+    async with stack.app.session_factory() as session:
+        leader_user = await session.scalar(select(User).where(User.telegram_id == 7101))
+        assert leader_user is not None
+        leader_id = await session.scalar(select(Leader.id).where(Leader.user_id == leader_user.id))
+    allocations = {7102: "100", 7103: "5%", 7104: "9000"}  # the last is over the 25% position limit
+    followers = {telegram_id: stack.user(telegram_id) for telegram_id in allocations}
+    for telegram_id, allocation in allocations.items():
+        follower = followers[telegram_id]
+        await follower.send(f"/follow {leader_id} {allocation}")
+        setup = await follower.next_message(timeout=10)
+        await follower.press(setup, text="✅ Follow")
+        assert "You follow Trader7101 now" in (await follower.next_message(timeout=10)).text
+
+    await confirmed(leader, "/buy BTC 200")
+    report = await leader.next_message(timeout=15)
+    assert "2 done, 1 failed" in report.text, report.text
+    for telegram_id in (7102, 7103):
+        copied = await followers[telegram_id].next_message(timeout=15)
+        assert "Copied Trader7101" in copied.text, copied.text
+    refused = await followers[7104].next_message(timeout=15)
+    assert "Copied" not in refused.text and "Trader7101" in refused.text, refused.text
+
+    async with stack.app.session_factory() as session:
+        spent: dict[int, D] = {}
+        for order in await session.scalars(select(Order).where(Order.reason == "copy")):
+            owner = await session.get(User, order.user_id)
+            assert owner is not None
+            spent[owner.telegram_id] = order.cost + order.fee
+    assert set(spent) == {7102, 7103}
+    assert D(99) < spent[7102] <= D(100)  # fixed 100 USDT
+    assert D(495) < spent[7103] <= D(500)  # 5% of 10,000 USDT
