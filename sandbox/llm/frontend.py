@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -30,7 +31,7 @@ def new_id(prefix: str, length: int = 24) -> str:
     return prefix + secrets.token_hex(length // 2)
 
 
-class Frontend:
+class Frontend(ABC):
     provider = ""
 
     def __init__(self, server: LLMServer) -> None:
@@ -41,20 +42,23 @@ class Frontend:
         model = body.get("model")
         return model if isinstance(model, str) else ""
 
+    @abstractmethod
     def authenticate(self, request: web.Request) -> None:
-        raise NotImplementedError
+        """Refuse (raise the provider's auth error) a request without a valid key."""
 
+    @abstractmethod
     def parse(
         self, request: web.Request, body: dict[str, Any], model: str
     ) -> tuple[Ask, dict[str, Any] | None]:
         """The neutral ask and what the client sent to constrain the output (for the request log)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def render(self, ask: Ask, reply: Reply) -> dict[str, Any]:
-        raise NotImplementedError
+        """The reply in the provider's response shape."""
 
+    @abstractmethod
     def error_body(self, error: ApiError) -> dict[str, Any]:
-        raise NotImplementedError
+        """An error in the provider's error shape."""
 
     def response_headers(self) -> dict[str, str]:
         return {}

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -121,7 +122,7 @@ def _clamp(value: float, low: float = -1.0, high: float = 1.0) -> float:
     return min(max(value, low), high)
 
 
-class TAVoter:
+class TAVoter(ABC):
     """A rule over the snapshot's indicators; `strength` returns x in [-1, 1] or None without data."""
 
     kind: VoterKind = "ta"
@@ -133,8 +134,9 @@ class TAVoter:
         self.prior_weight = prior_weight
         self.timeout = timeout
 
+    @abstractmethod
     def strength(self, snapshot: Snapshot) -> float | None:
-        raise NotImplementedError
+        """x in [-1, 1] (sell to buy), or None when the snapshot lacks the indicators."""
 
     def decide(self, snapshot: Snapshot) -> Vote:
         x = self.strength(snapshot)

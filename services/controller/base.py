@@ -63,8 +63,9 @@ class Component(ABC):
         """Probe the component. Raising counts as down; the controller bounds the time it may take."""
 
     async def recover(self) -> None:
-        """Try to repair the component (reconnect, reset a client). Only called when ``recoverable``."""
-        raise NotImplementedError
+        """Try to repair the component (reconnect, reset a client). Only called when ``recoverable``;
+        a component without a way to repair itself says so."""
+        raise RuntimeError(f"{self.label} has no recovery")
 
     def describe(self) -> Mapping[str, Any]:
         """Live facts shown with the last check (a circuit breaker's state, the scheduler's jobs)."""

@@ -108,7 +108,8 @@ class ProbeComponent(Component):
 
     async def recover(self) -> None:
         if self._reset is None:
-            raise NotImplementedError
+            await super().recover()  # not recoverable: the base says so
+            return
         await self._reset()
 
 
