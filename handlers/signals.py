@@ -24,12 +24,12 @@ from services.billing.plans import Catalogue
 from services.consensus.aggregate import Progress
 from services.consensus.autotrade import TIMEFRAMES as AUTO_TIMEFRAMES
 from services.consensus.autotrade import AutoTradeSettings
+from services.consensus.orders import signal_order
 from services.consensus.service import ConsensusService, SignalResult, VoteResult
 from services.errors import ValidationError
 from services.i18n import Html, Translator
 from services.market.data import TIMEFRAME_MS, MarketDataService
 from services.risk.sizing import size_by_risk
-from services.trading.parser import AmountUnit, OrderType, RequestKind, Side, TradeRequest
 from services.trading.service import RiskRefused, TradingService
 from services.users import UserProfile
 
@@ -221,34 +221,13 @@ async def on_trade_signal(
         await query.answer(i18n("consensus.errors.not_yours"), show_alert=True)
         return
     trade = result.trade
-    base, quote = trade.symbol.split("/")
     if trade.side == "buy":
         profile, _ = await trading.active_account(user)
         folio = await trading.portfolio(user)
         amount = size_by_risk(folio.equity, trade.entry_price, trade.stop_loss, profile.max_position_pct)
-        request = TradeRequest(
-            kind=RequestKind.ORDER,
-            side=Side.BUY,
-            symbol=trade.symbol,
-            base=base,
-            quote=quote,
-            amount=amount,
-            amount_unit=AmountUnit.QUOTE,
-            order_type=OrderType.MARKET,
-            stop_loss=trade.stop_loss,
-            take_profit=trade.take_profit,
-        )
+        request = signal_order(trade, amount)
     else:  # on spot a sell signal means leaving the position
-        request = TradeRequest(
-            kind=RequestKind.ORDER,
-            side=Side.SELL,
-            symbol=trade.symbol,
-            base=base,
-            quote=quote,
-            amount=None,
-            amount_unit=AmountUnit.ALL,
-            order_type=OrderType.MARKET,
-        )
+        request = signal_order(trade)
     preview = await trading.preview(user, request)
     if not preview.risk.allowed:
         raise RiskRefused(preview.risk)

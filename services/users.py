@@ -11,11 +11,32 @@ from typing import Any
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.models import User
 from db.repositories import AuditRepository, UserRepository
 from db.types import utcnow
 from services.errors import ValidationError
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=5)
+
+
+def profile_of(user: User) -> UserProfile:
+    """The profile of a user row (scheduled jobs act for users outside any update)."""
+    return _profile({column: getattr(user, column) for column in _PROFILE_COLUMNS})
+
+
+_PROFILE_COLUMNS = (
+    "id",
+    "tenant_id",
+    "telegram_id",
+    "username",
+    "first_name",
+    "language_code",
+    "locale",
+    "role",
+    "tier",
+    "created_at",
+    "last_seen_at",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,14 +21,14 @@ from db.models import AutoTradeSetting, User
 from db.scoping import of_tenant
 from db.types import utcnow
 from services.billing.entitlements import Feature
+from services.consensus.orders import signal_order
 from services.consensus.service import ConsensusService
 from services.errors import AppError, ValidationError
 from services.market.data import MarketDataService
 from services.risk.sizing import size_by_risk
 from services.trading.auto import AutoTrader
-from services.trading.parser import AmountUnit, OrderType, RequestKind, Side, TradeRequest
 from services.trading.service import Execution, TradingService
-from services.users import UserProfile
+from services.users import UserProfile, profile_of
 
 log = structlog.get_logger(__name__)
 MAX_SYMBOLS = 10
@@ -61,21 +61,6 @@ class AutoAction:
 def _view(row: AutoTradeSetting) -> AutoTradeView:
     return AutoTradeView(row.active, tuple(row.symbols or ()), row.timeframe, row.min_confidence)
 
-
-def _profile(user: User) -> UserProfile:
-    return UserProfile(
-        id=user.id,
-        tenant_id=user.tenant_id,
-        telegram_id=user.telegram_id,
-        username=user.username,
-        first_name=user.first_name,
-        language_code=user.language_code,
-        locale=user.locale,
-        role=user.role,
-        tier=user.tier,
-        created_at=user.created_at,
-        last_seen_at=user.last_seen_at,
-    )
 
 
 class AutoTradeSettings:
@@ -146,7 +131,7 @@ async def run_autotrade(
                 )
             )
         ).all()
-        work = [(_profile(user), _view(setting)) for setting, user in rows]
+        work = [(profile_of(user), _view(setting)) for setting, user in rows]
     actions: list[AutoAction] = []
     for user, setting in work:
         actions += await _run_user(session_factory, trading_factory, consensus, user, setting)
@@ -226,7 +211,6 @@ async def _run_symbol(
         auto = AutoTrader(trading)
         _, account = await trading.active_account(user)
         position = await trading.repo.open_position(account.id, trade.symbol)
-        base, quote = trade.symbol.split("/")
         if trade.side == "buy":
             if position is not None and position.amount > 0:
                 return None  # no pyramiding
@@ -235,32 +219,12 @@ async def _run_symbol(
             amount = size_by_risk(equity, trade.entry_price, trade.stop_loss, profile.max_position_pct)
             if amount <= 0:
                 return None
-            request = TradeRequest(
-                kind=RequestKind.ORDER,
-                side=Side.BUY,
-                symbol=trade.symbol,
-                base=base,
-                quote=quote,
-                amount=amount,
-                amount_unit=AmountUnit.QUOTE,
-                order_type=OrderType.MARKET,
-                stop_loss=trade.stop_loss,
-                take_profit=trade.take_profit,
-            )
+            request = signal_order(trade, amount)
             kind = "bought"
         else:
             if position is None or position.amount <= 0:
                 return None
-            request = TradeRequest(
-                kind=RequestKind.ORDER,
-                side=Side.SELL,
-                symbol=trade.symbol,
-                base=base,
-                quote=quote,
-                amount=None,
-                amount_unit=AmountUnit.ALL,
-                order_type=OrderType.MARKET,
-            )
+            request = signal_order(trade)
             kind = "sold"
         execution = await auto.execute(
             user, request, client_order_id=f"au{result.signal_id}u{user.id}", account=account, reason="auto"

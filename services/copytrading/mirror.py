@@ -76,7 +76,7 @@ from services.trading.auto import AutoTrader
 from services.trading.live import USD_QUOTES
 from services.trading.parser import AmountUnit, OrderType, RequestKind, Side, TradeRequest
 from services.trading.service import Execution, TradingService
-from services.users import UserProfile
+from services.users import UserProfile, profile_of
 
 log = structlog.get_logger(__name__)
 
@@ -196,21 +196,6 @@ def client_order_id(action_id: int, follow_id: int) -> str:
     """The deterministic client order id of one action's copy for one follow."""
     return f"cp{action_id}f{follow_id}"
 
-
-def _profile(user: User) -> UserProfile:
-    return UserProfile(
-        id=user.id,
-        tenant_id=user.tenant_id,
-        telegram_id=user.telegram_id,
-        username=user.username,
-        first_name=user.first_name,
-        language_code=user.language_code,
-        locale=user.locale,
-        role=user.role,
-        tier=user.tier,
-        created_at=user.created_at,
-        last_seen_at=user.last_seen_at,
-    )
 
 
 class MirrorEngine:
@@ -496,7 +481,7 @@ class MirrorEngine:
             user = await session.get(User, follow.follower_id)
             account = await session.get(ExchangeAccount, follow.account_id)
             assert user is not None and account is not None
-            profile = _profile(user)
+            profile = profile_of(user)
             copy = await session.scalar(
                 select(CopyOrder).where(CopyOrder.action_id == action.id, CopyOrder.follow_id == follow_id)
             )
@@ -752,7 +737,7 @@ class MirrorEngine:
             if copy is None or follow is None or user is None:
                 return None
             return await self._finish(
-                session, copy.id, follow_id, action, _profile(user), "failed", reason, params
+                session, copy.id, follow_id, action, profile_of(user), "failed", reason, params
             )
 
     async def _replayed(

@@ -573,18 +573,15 @@ class TradingService:
             take_profit=_d(payload.get("take_profit")),
         )
         await self.repo.finish_pending(claimed, "filled", order_id=execution.order_id)
-        await self.audit.add(
+        await self._audit_order(
             "order.filled",
-            tenant_id=user.tenant_id,
-            user_id=user.id,
-            details={
-                "order_id": execution.order_id,
-                "mode": PAPER,
-                "symbol": market.symbol,
-                "side": side,
-                "amount": str(fill.amount),
-                "price": str(fill.average_price),
-            },
+            user,
+            execution.order_id,
+            mode=PAPER,
+            symbol=market.symbol,
+            side=side,
+            amount=str(fill.amount),
+            price=str(fill.average_price),
         )
         await self.session.commit()
         return execution
@@ -622,12 +619,8 @@ class TradingService:
             before_send=settle_confirmation,
         )
         if execution is None:  # resting on the exchange (or ended without a fill)
-            await self.audit.add(
-                "order.placed",
-                tenant_id=user.tenant_id,
-                user_id=user.id,
-                details={"order_id": order.id, "mode": "live", "exchange": account.exchange,
-                         "status": order.status},
+            await self._audit_order(
+                "order.placed", user, order.id, mode="live", exchange=account.exchange, status=order.status
             )
             await self.session.commit()
             if order.status != "open":
@@ -650,22 +643,24 @@ class TradingService:
                 status="open",
                 order_type="limit",
             )
-        await self.audit.add(
+        await self._audit_order(
             "order.filled",
-            tenant_id=user.tenant_id,
-            user_id=user.id,
-            details={
-                "order_id": order.id,
-                "mode": "live",
-                "exchange": account.exchange,
-                "symbol": market.symbol,
-                "side": side,
-                "amount": str(execution.amount),
-                "price": str(execution.average_price),
-            },
+            user,
+            order.id,
+            mode="live",
+            exchange=account.exchange,
+            symbol=market.symbol,
+            side=side,
+            amount=str(execution.amount),
+            price=str(execution.average_price),
         )
         await self.session.commit()
         return execution
+
+    async def _audit_order(self, event: str, user: UserProfile, order_id: int, **details: str) -> None:
+        await self.audit.add(
+            event, tenant_id=user.tenant_id, user_id=user.id, details={"order_id": order_id, **details}
+        )
 
     def new_order(
         self,
@@ -753,18 +748,15 @@ class TradingService:
             )
         )
         await self.repo.finish_pending(claimed, "placed", order_id=order.id)
-        await self.audit.add(
+        await self._audit_order(
             "order.placed",
-            tenant_id=user.tenant_id,
-            user_id=user.id,
-            details={
-                "order_id": order.id,
-                "mode": PAPER,
-                "symbol": market.symbol,
-                "side": side,
-                "amount": str(amount),
-                "limit_price": str(price),
-            },
+            user,
+            order.id,
+            mode=PAPER,
+            symbol=market.symbol,
+            side=side,
+            amount=str(amount),
+            limit_price=str(price),
         )
         await self.session.commit()
         position = await self.repo.open_position(account.id, market.symbol)
