@@ -15,6 +15,13 @@
 5. Intents: `parse_intent` over a table of phrases: µs per phrase.
 6. End to end through the Telegram emulator: a 3 s voice note to the proposal with its Run button, and Run
    to the order's confirmation card (target: under 1.5 s together). 2b: 3, 10 and 30 s clips.
+7. openai-whisper (when torch and openai-whisper are installed: `python3 dev.py setup --openai-whisper`):
+   load time and real-time factor on the same 3, 10 and 30 s clips as 2b, next to faster-whisper's. The
+   model is the same tiny.en: the bundled CTranslate2 model converted to an openai-whisper checkpoint
+   (`services.voice.convert`), run in float32 on the same number of CPU threads. Without the bundled model,
+   a checkpoint with tiny.en's exact dimensions and random weights stands in (labelled so; decoding is
+   capped at 32 tokens per window, so its figure is a compute figure, not a transcription).
+   `--openai-model FILE.pt` measures another checkpoint.
 
 Exits 0 whatever the figures are: it is a measurement.
 """
@@ -28,7 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import asyncio
+import dataclasses
+import difflib
+import importlib.util
+import re
 import statistics
+import tempfile
 import time
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -37,8 +49,17 @@ import numpy as np
 
 from bench._common import machine_facts, percentile
 from services.intents import parse_intent
-from services.voice import FasterWhisperTranscriber, VoiceService, build_transcriber
+from services.voice import (
+    FasterWhisperTranscriber,
+    OpenAIWhisperTranscriber,
+    Transcript,
+    VoiceService,
+    build_transcriber,
+    bundled_model_path,
+)
 from services.voice.audio import decode_audio
+from services.voice.convert import convert_ct2_whisper
+from services.voice.transcriber import default_cpu_threads
 from tests.fixtures.voice import make_fixtures as fx
 
 INTENT_PHRASES = (
@@ -131,18 +152,114 @@ def long_clip(seconds: float) -> bytes:
     return fx.encode_voice_note(clip, rate)
 
 
-async def bench_long_clips(transcriber: FasterWhisperTranscriber) -> None:
-    print("\n2b. Longer clips (phrases back to back): real-time factor")
-    voice = VoiceService(transcriber)
-    for seconds in (3.0, 10.0, 30.0):
-        audio = long_clip(seconds)
-        await voice.transcribe(audio, language="en")
-        started = time.perf_counter()
-        transcript = await voice.transcribe(audio, language="en")
-        took = time.perf_counter() - started
+CLIP_SECONDS = (3.0, 10.0, 30.0)
+ClipRuns = dict[float, tuple[bytes, float, Transcript]]
+"""Per clip length: the clip, the measured seconds, the transcript."""
+
+
+async def measure_clips(
+    transcriber: FasterWhisperTranscriber | OpenAIWhisperTranscriber, clips: dict[float, bytes], rounds: int
+) -> ClipRuns:
+    """Each clip once unmeasured (warm-up), then the median of `rounds` runs, straight on the transcriber."""
+    runs: ClipRuns = {}
+    for seconds, audio in clips.items():
+        transcript = await transcriber.transcribe(audio, language="en")
+        times = []
+        for _ in range(max(1, rounds)):
+            started = time.perf_counter()
+            transcript = await transcriber.transcribe(audio, language="en")
+            times.append(time.perf_counter() - started)
+        runs[seconds] = (audio, statistics.median(times), transcript)
+    return runs
+
+
+def agreement(a: str, b: str) -> float:
+    """How much two transcripts agree, word by word (1.0: the same words)."""
+
+    def words(text: str) -> list[str]:
+        return [re.sub(r"[^\w.]", "", word.lower()).strip(".") for word in text.split()]
+
+    return difflib.SequenceMatcher(None, words(a), words(b)).ratio()
+
+
+async def bench_long_clips(transcriber: FasterWhisperTranscriber, rounds: int) -> ClipRuns:
+    print(f"\n2b. Longer clips (phrases back to back): real-time factor, median of {rounds}")
+    clips = {seconds: long_clip(seconds) for seconds in CLIP_SECONDS}
+    runs = await measure_clips(transcriber, clips, rounds)
+    for seconds, (_, took, transcript) in runs.items():
         print(
             f"  {seconds:>4.0f} s clip: {1000 * took:6.0f} ms, "
             f"real-time factor {took / transcript.duration_s:.3f}"
+        )
+    return runs
+
+
+def openai_whisper_installed() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "whisper"))
+
+
+def openai_checkpoint(folder: Path, given: str | None) -> tuple[Path, str, int | None]:
+    """(checkpoint, what it is, token cap) for section 7."""
+    if given:
+        return Path(given), "given checkpoint", None
+    bundled = bundled_model_path()
+    path = folder / "tiny.en.pt"
+    if bundled is not None:
+        started = time.perf_counter()
+        convert_ct2_whisper(bundled, path)
+        took = time.perf_counter() - started
+        return (
+            path,
+            f"bundled tiny.en converted from CTranslate2 in {1000 * took:.0f} ms (same weights)",
+            None,
+        )
+    import torch
+    from whisper.model import ModelDimensions, Whisper
+
+    dims = ModelDimensions(80, 1500, 384, 6, 4, 51864, 448, 384, 6, 4)  # tiny.en's
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = Whisper(dims)
+    torch.save({"dims": dataclasses.asdict(dims), "model_state_dict": model.state_dict()}, path)
+    return path, "SAME ARCHITECTURE AS tiny.en, RANDOM WEIGHTS (compute figure, decoding capped)", 32
+
+
+async def bench_openai_whisper(args: argparse.Namespace, faster: ClipRuns) -> None:
+    print("\n7. openai-whisper (PyTorch, float32 on CPU) on the clips of 2b")
+    if not openai_whisper_installed():
+        print("  not installed (python3 dev.py setup --openai-whisper): skipped")
+        return
+    started = time.perf_counter()
+    import whisper  # noqa: F401  (imports torch and numba: timed apart from the model load)
+
+    imported = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        path, label, cap = openai_checkpoint(Path(folder), args.openai_model)
+        threads = default_cpu_threads(args.workers)  # as faster-whisper's in sections 1-4
+        build = {"workers": args.workers, "cpu_threads": threads, "beam_size": args.beam, "max_tokens": cap}
+        first = OpenAIWhisperTranscriber(str(path), **build)
+        cold = first.load_blocking()
+        second = OpenAIWhisperTranscriber(str(path), **build)
+        warm = second.load_blocking()
+        second.close()
+        print(f"  model {label}")
+        print(
+            f"  import torch + whisper {1000 * imported:.0f} ms; load cold {1000 * cold:.0f} ms, "
+            f"warm {1000 * warm:.0f} ms; {threads} CPU thread(s)"
+        )
+        try:
+            clips = {s: audio for s, (audio, _, _) in faster.items()}
+            runs = await measure_clips(first, clips, args.rounds)
+        finally:
+            first.close()
+    print(f"  median of {args.rounds}; 'agree': word-level agreement of the two transcripts (1.00: same)")
+    print(f"  {'clip':>6}{'faster-whisper int8':>22}{'openai-whisper fp32':>22}  agree")
+    for seconds, (_, took, transcript) in runs.items():
+        _, fw_took, fw_transcript = faster[seconds]
+        print(
+            f"  {seconds:>4.0f} s{1000 * fw_took:>10.0f} ms RTF {fw_took / fw_transcript.duration_s:.3f}"
+            f"{1000 * took:>10.0f} ms RTF {took / transcript.duration_s:.3f}"
+            f"  {agreement(transcript.text, fw_transcript.text):.2f}"
         )
 
 
@@ -241,6 +358,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="concurrent transcriptions (1)")
     parser.add_argument("--vad", action="store_true", help="Silero VAD filter on")
     parser.add_argument("--model", default=None, help="model directory or name (default: bundled tiny.en)")
+    parser.add_argument(
+        "--openai-model",
+        default=None,
+        help="openai-whisper .pt checkpoint (default: bundled tiny.en, converted)",
+    )
     return parser.parse_args(argv)
 
 
@@ -248,20 +370,26 @@ async def run(args: argparse.Namespace) -> None:
     transcriber = bench_load(args)
     try:
         await bench_transcription(transcriber, args.rounds)
-        await bench_long_clips(transcriber)
+        clips = await bench_long_clips(transcriber, args.rounds)
         await bench_loop_lag(transcriber)
         await bench_concurrency(transcriber)
     finally:
         transcriber.close()
     bench_intents()
     await bench_end_to_end()
+    await bench_openai_whisper(args, clips)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    openai = (
+        f", openai-whisper {version('openai-whisper')}, torch {version('torch')}"
+        if openai_whisper_installed()
+        else ""
+    )
     print(
         f"CryptoUniverse voice bench: {machine_facts()}, faster-whisper {version('faster-whisper')}, "
-        f"ctranslate2 {version('ctranslate2')}, PyAV {version('av')}"
+        f"ctranslate2 {version('ctranslate2')}, PyAV {version('av')}{openai}"
     )
     asyncio.run(run(args))
     return 0

@@ -111,7 +111,12 @@ def build_transcriber(
         return None
     if engine == OPENAI_WHISPER:
         return OpenAIWhisperTranscriber(
-            reference, workers=workers, beam_size=beam_size, download_root=download_root
+            reference,
+            workers=workers,
+            cpu_threads=cpu_threads,
+            beam_size=beam_size,
+            download_root=download_root,
+            local_files_only=local_files_only,
         )
     return FasterWhisperTranscriber(
         reference,

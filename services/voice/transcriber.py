@@ -5,7 +5,8 @@
 
 Both decode the audio themselves (PyAV), load their model once (lazily, under a lock, on first use or
 on `load()`), and run every blocking step in a dedicated thread pool of `workers` threads, so the event
-loop keeps serving other chats while a message is transcribed.
+loop keeps serving other chats while a message is transcribed. (openai-whisper's model cannot decode two
+things at once, so its inference steps take turns; see `OpenAIWhisperTranscriber`.)
 """
 
 from __future__ import annotations
@@ -297,12 +298,23 @@ class FasterWhisperTranscriber(BlockingTranscriber):
 
 
 class _OWModel(Protocol):
+    dims: Any
+
     def transcribe(self, audio: Samples, **options: Any) -> Mapping[str, Any]: ...
 
 
 class OpenAIWhisperTranscriber(BlockingTranscriber):
-    """openai-whisper (PyTorch, CPU): `model` is a model name (`tiny.en`, `base`...; downloaded to
-    `download_root` on first use) or a local `.pt` checkpoint."""
+    """openai-whisper (PyTorch, float32 on CPU): `model` is a local `.pt` checkpoint (a dict of `dims` and
+    `model_state_dict`, as openai-whisper saves them; `services.voice.convert` makes one from a
+    faster-whisper model) or one of openai-whisper's model names (`tiny.en`, `base`...), downloaded to
+    `download_root` on first use unless `local_files_only`.
+
+    openai-whisper's decoder installs its key/value-cache hooks on the model itself, so two decodings on one
+    model would write into each other's caches: inference is serialised on the one shared model (audio is
+    still decoded on `workers` threads), and PyTorch gets `cpu_threads` threads (default: every core) for
+    it. `torch.set_num_threads` is process-wide. `max_tokens` caps the tokens decoded per 30 s window
+    (default: half the model's text context, openai-whisper's own default).
+    """
 
     engine_name = "openai-whisper"
 
@@ -311,22 +323,92 @@ class OpenAIWhisperTranscriber(BlockingTranscriber):
         model: str,
         *,
         workers: int = 1,
+        cpu_threads: int = 0,
         beam_size: int = 1,
+        max_tokens: int | None = None,
         download_root: str | None = None,
+        local_files_only: bool = False,
         prompts: Mapping[str, str] | None = None,
     ) -> None:
-        if importlib.util.find_spec("whisper") is None:
-            raise _engine_missing(self.engine_name, "openai-whisper", "pip install openai-whisper")
+        for module, package in (("torch", "torch"), ("whisper", "openai-whisper")):
+            if importlib.util.find_spec(module) is None:
+                raise _engine_missing(
+                    self.engine_name,
+                    package,
+                    "python3 dev.py setup --openai-whisper; or a CPU build of torch, then "
+                    "pip install 'cryptouniverse[openai-whisper]'",
+                )
+        if os.path.isdir(os.path.expanduser(model)):
+            raise VoiceConfigError(
+                f"VOICE_MODEL={model!r} is a directory; openai-whisper needs a .pt checkpoint file "
+                "(python -m services.voice.convert turns a faster-whisper model directory into one)"
+            )
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError("max_tokens must be at least 1")
         super().__init__(model, workers=workers, prompts=prompts)
+        self.cpu_threads = cpu_threads or default_cpu_threads(1)
         self.beam_size = beam_size
+        self.max_tokens = max_tokens
         self.download_root = download_root
+        self.local_files_only = local_files_only
         self.multilingual: bool | None = None
+        self.dims: Any = None
+        self._inference = threading.Lock()
 
     def _load_model(self) -> _OWModel:
+        torch = importlib.import_module("torch")
         whisper = importlib.import_module("whisper")
-        model = whisper.load_model(self._model_ref, device="cpu", download_root=self.download_root)
-        self.multilingual = bool(getattr(model, "is_multilingual", True))
+        if not hasattr(whisper, "load_model"):
+            raise VoiceConfigError(
+                f"the installed 'whisper' module ({whisper.__file__}) is not openai-whisper"
+            )
+        torch.set_num_threads(self.cpu_threads)
+        reference = os.path.expanduser(self._model_ref)
+        if os.path.isfile(reference):
+            model = self._load_checkpoint(torch, whisper, reference)
+        elif reference in whisper.available_models():
+            if self.local_files_only:
+                root = self.download_root or os.path.join(
+                    os.getenv("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "whisper"
+                )
+                cached = os.path.join(root, os.path.basename(whisper._MODELS[reference]))
+                if not os.path.isfile(cached):
+                    raise VoiceConfigError(
+                        f"openai-whisper model {reference!r} is not in {root} and downloads are off "
+                        "(VOICE_LOCAL_FILES_ONLY)"
+                    )
+            model = whisper.load_model(reference, device="cpu", download_root=self.download_root)
+        else:
+            raise VoiceConfigError(
+                f"VOICE_MODEL={self._model_ref!r} is neither a .pt checkpoint file nor an openai-whisper "
+                f"model name ({', '.join(whisper.available_models())})"
+            )
+        model = model.float().eval()  # float32: openai's checkpoints are float16, which the CPU runs badly
+        self.dims = model.dims
+        self.multilingual = bool(model.is_multilingual)
         return cast(_OWModel, model)
+
+    def _load_checkpoint(self, torch: Any, whisper: Any, path: str) -> Any:
+        """What `whisper.load_model` does for a file, with errors that say what is wrong with it."""
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise VoiceConfigError(
+                f"openai-whisper could not read the checkpoint {path!r} ({type(exc).__name__}: {exc})"
+            ) from exc
+        if not isinstance(checkpoint, Mapping) or not {"dims", "model_state_dict"} <= checkpoint.keys():
+            raise VoiceConfigError(
+                f"{path!r} is not an openai-whisper checkpoint: it needs 'dims' and 'model_state_dict'"
+            )
+        try:
+            dims = whisper.model.ModelDimensions(**checkpoint["dims"])
+            model = whisper.model.Whisper(dims)
+            model.load_state_dict(checkpoint["model_state_dict"])
+        except (TypeError, RuntimeError) as exc:
+            raise VoiceConfigError(
+                f"the openai-whisper checkpoint {path!r} does not fit its dimensions: {exc}"
+            ) from exc
+        return model
 
     def _run(
         self, handle: Any, samples: Samples, language: str | None
@@ -335,6 +417,7 @@ class OpenAIWhisperTranscriber(BlockingTranscriber):
         spoken = language if self.multilingual else "en"
         options: dict[str, Any] = {
             "language": spoken,
+            "task": "transcribe",
             "fp16": False,
             "temperature": 0.0,
             "condition_on_previous_text": False,
@@ -343,11 +426,14 @@ class OpenAIWhisperTranscriber(BlockingTranscriber):
         }
         if self.beam_size > 1:
             options["beam_size"] = self.beam_size
-        result = model.transcribe(samples, **options)
+        if self.max_tokens is not None:
+            options["sample_len"] = self.max_tokens
+        with self._inference:
+            result = model.transcribe(samples, **options)
         raw_segments = cast(list[Mapping[str, Any]], result.get("segments") or [])
         segments = tuple(
             Segment(float(s.get("start", 0.0)), float(s.get("end", 0.0)), str(s.get("text", "")).strip())
             for s in raw_segments
         )
-        text = str(result.get("text", "")).strip()
+        text = " ".join(s.text for s in segments if s.text).strip() or str(result.get("text", "")).strip()
         return text, str(result.get("language") or spoken or "en"), segments

@@ -10,7 +10,6 @@ lost, so the answer is a question whose options include `/analyze ETH 4h` rather
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import io
 import time
 from collections.abc import Iterator
@@ -187,13 +186,6 @@ def test_configuration_errors(tmp_path: Path) -> None:
         build_transcriber("faster-whisper", str(tmp_path / "missing-model"))
     with pytest.raises(VoiceConfigError, match="not one of"):
         build_transcriber("vosk")
-
-
-@pytest.mark.skipif(importlib.util.find_spec("whisper") is not None, reason="openai-whisper is installed")
-def test_openai_whisper_missing_is_a_configuration_error() -> None:
-    with pytest.raises(VoiceConfigError, match="openai-whisper") as error:
-        build_transcriber("openai-whisper", "tiny.en")
-    assert error.value.message_key == "voice.errors.not_configured"
 
 
 def test_model_resolution(tmp_path: Path) -> None:
