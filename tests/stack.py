@@ -62,7 +62,8 @@ class Stack:
 
 
 def bot_messages(emulator: TelegramEmulator, chat_id: int) -> list[dict[str, Any]]:
-    return [m for m in emulator.messages(chat_id) if (m.get("from") or {}).get("is_bot")]
+    # by_bot: a bot's posts in a channel are the channel's (no "from"), as in Telegram
+    return emulator.messages(chat_id, by_bot=True)
 
 
 async def wait_bot_messages(

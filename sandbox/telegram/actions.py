@@ -177,12 +177,30 @@ class UserActions:
         return self.state.enqueue_update(bot, "edited_message", message)
 
     def press(
-        self, user_id: int, message_id: int, callback_data: str, *, bot_id: int | None = None
+        self,
+        user_id: int,
+        message_id: int,
+        callback_data: str,
+        *,
+        bot_id: int | None = None,
+        chat_id: int | None = None,
     ) -> tuple[int | None, str]:
-        bot = self._bot(bot_id)
+        """Press an inline button of a bot message in the user's private chat or, with ``chat_id``, in a
+        group or channel the user is in (the query goes to the bot that sent the message)."""
         user = self.state.ensure_user(int(user_id))
-        conv = self._user_conv(bot, user)
-        stored = conv.messages.get(int(message_id))
+        if chat_id is not None and chat_id != user.id:
+            chat = self.state.chats.get(int(chat_id))
+            if chat is None or not (chat.is_member(user.id) or chat.username):
+                raise ActionError("the user is not in that chat")
+            conv = self.state.chat_conversation(chat)
+            stored = conv.messages.get(int(message_id))
+            if stored is None or stored.sender_id not in self.state.bots:
+                raise ActionError("message not found")
+            bot = self.state.bots[stored.sender_id]
+        else:
+            bot = self._bot(bot_id)
+            conv = self._user_conv(bot, user)
+            stored = conv.messages.get(int(message_id))
         if stored is None:
             raise ActionError("message not found")
         markup = stored.message.get("reply_markup") or {}

@@ -11,7 +11,7 @@ from . import errors
 from .errors import ApiError, bad_request, forbidden
 from .markup import ParseError, check_link, finalize, parse, utf16_len, validate_entities
 from .params import Params
-from .state import Bot, Conversation, Json, State, StoredMessage
+from .state import Bot, Chat, Conversation, Json, State, StoredMessage
 
 if TYPE_CHECKING:
     import aiohttp
@@ -77,7 +77,22 @@ def target_conversation(ctx: ApiContext, bot: Bot, p: Params, name: str = "chat_
             raise forbidden(errors.BLOCKED)
         if bot.id not in user.started_bots:
             raise forbidden("bot can't initiate conversation with a user")
+    elif conv.chat.type == "channel":
+        check_can_post(bot, conv.chat)
+    else:
+        member = conv.chat.members.get(bot.id) or {}
+        if member.get("status") == "restricted" and not member.get("can_send_messages"):
+            raise bad_request("not enough rights to send text messages to the chat")
     return conv
+
+
+def check_can_post(bot: Bot, chat: Chat) -> None:
+    """In a channel only administrators with can_post_messages post (Telegram's error otherwise)."""
+    member = chat.members.get(bot.id) or {}
+    status = member.get("status")
+    if status == "creator" or (status == "administrator" and member.get("can_post_messages")):
+        return
+    raise bad_request("need administrator rights in the channel chat")
 
 
 def find_conversation(ctx: ApiContext, bot: Bot, chat_id: int | str) -> Conversation:
@@ -90,6 +105,13 @@ def find_conversation(ctx: ApiContext, bot: Bot, chat_id: int | str) -> Conversa
         raise bad_request(errors.CHAT_NOT_FOUND)
     conv = ctx.state.conversation(bot, chat_id)
     if conv is None:
+        chat = ctx.state.chats.get(chat_id)
+        member = chat.members.get(bot.id) if chat is not None else None
+        if chat is not None and member is not None:
+            # the bot was in the chat once: Telegram says why it cannot act there now
+            if member.get("status") == "kicked":
+                raise forbidden(f"bot was kicked from the {chat.kind_name}")
+            raise forbidden(f"bot is not a member of the {chat.kind_name}")
         raise bad_request(errors.CHAT_NOT_FOUND)
     return conv
 

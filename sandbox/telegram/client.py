@@ -267,6 +267,139 @@ class EmulatorClient:
         """Deliver an update again unchanged (same update_id)."""
         return int((await self.post("redeliver_update", {"update": update, "bot_id": bot_id}))["update_id"])
 
+    # ------------------------------------------------------------------------------ groups and channels
+
+    async def create_chat(
+        self,
+        chat_type: str,
+        title: str,
+        owner_id: int,
+        *,
+        username: str | None = None,
+        chat_id: int | None = None,
+        signatures: bool = False,
+    ) -> Json:
+        """A new channel, supergroup or group owned by ``owner_id``; returns it as ``chat_info`` does
+        (``chat``, ``members``, ``bots``, ``status``, ``can_post``, ...)."""
+        body = {
+            "type": chat_type,
+            "title": title,
+            "owner_id": owner_id,
+            "username": username,
+            "chat_id": chat_id,
+            "signatures": signatures or None,
+        }
+        return dict(await self.post("chats", body))
+
+    async def create_channel(self, title: str, owner_id: int, **kwargs: Any) -> int:
+        """A channel owned by ``owner_id``; returns its id."""
+        return int((await self.create_chat("channel", title, owner_id, **kwargs))["chat"]["id"])
+
+    async def create_group(self, title: str, owner_id: int, *, supergroup: bool = True, **kwargs: Any) -> int:
+        """A supergroup (or a basic group) owned by ``owner_id``; returns its id."""
+        kind = "supergroup" if supergroup else "group"
+        return int((await self.create_chat(kind, title, owner_id, **kwargs))["chat"]["id"])
+
+    async def set_member(
+        self,
+        chat_id: int | str,
+        user_id: int,
+        status: str = "member",
+        *,
+        rights: Json | None = None,
+        by: int | None = None,
+        custom_title: str | None = None,
+    ) -> Json:
+        """Add (``member``), promote (``administrator`` with ``rights``: can_* overrides of the defaults),
+        restrict, remove (``left``) or ban (``kicked``) a user or a bot. Returns ``{"member", "updates":
+        {bot id: update id}, "message"}`` (the service message in groups)."""
+        body = {
+            "chat_id": chat_id,
+            "user_id": user_id,
+            "status": status,
+            "rights": rights,
+            "by": by,
+            "custom_title": custom_title,
+        }
+        return dict(await self.post("chat_member", body))
+
+    async def set_bot_member(
+        self,
+        chat_id: int | str,
+        status: str = "administrator",
+        *,
+        rights: Json | None = None,
+        bot_id: int | None = None,
+        by: int | None = None,
+    ) -> Json:
+        """The bot's own membership (default: the first bot): it gets a my_chat_member update."""
+        body = {"chat_id": chat_id, "bot_id": bot_id, "status": status, "rights": rights, "by": by}
+        return dict(await self.post("chat_member", body))
+
+    async def post_in(
+        self, chat_id: int | str, user_id: int, text: str, *, reply_to_message_id: int | None = None
+    ) -> Json:
+        """A user posts in a channel (as the channel) or writes in a group; returns the message."""
+        body = {
+            "chat_id": chat_id,
+            "user_id": user_id,
+            "text": text,
+            "reply_to_message_id": reply_to_message_id,
+        }
+        return dict((await self.post("post", body))["message"])
+
+    async def edit_post(self, chat_id: int | str, user_id: int, message_id: int, text: str) -> Json:
+        body = {"chat_id": chat_id, "user_id": user_id, "message_id": message_id, "text": text}
+        return dict((await self.post("edit_post", body))["message"])
+
+    async def chats(self, user_id: int | None = None) -> list[Json]:
+        """The groups and channels ``user_id`` is in (all of them without a user)."""
+        return list(await self.request("GET", "chats", params={"user_id": user_id}))
+
+    async def chat_info(self, chat_id: int | str, user_id: int | None = None) -> Json:
+        return dict(await self.request("GET", "chat_info", params={"chat_id": chat_id, "user_id": user_id}))
+
+    async def chat_messages(
+        self, chat_id: int | str, *, by_bot: bool | None = None, user_id: int | None = None
+    ) -> list[BotMessage]:
+        """The messages now in a group or channel, oldest first (``by_bot``: only bots' / only users')."""
+        params: Json = {"chat_id": chat_id, "user_id": user_id}
+        if by_bot is not None:
+            params["by_bot"] = "true" if by_bot else "false"
+        return [BotMessage(m) for m in await self.request("GET", "messages", params=params)]
+
+    async def wait_chat_messages(
+        self,
+        chat_id: int | str,
+        count: int = 1,
+        *,
+        by_bot: bool | None = True,
+        predicate: Predicate | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> list[BotMessage]:
+        """Wait until a group or channel holds at least ``count`` messages (by bots by default, matching
+        ``predicate`` if given); returns them all. Waits on the chat's event stream, not by sleeping."""
+        deadline = time.monotonic() + timeout
+        since = 0
+        while True:
+            found = [
+                m
+                for m in await self.chat_messages(chat_id, by_bot=by_bot)
+                if predicate is None or predicate(m)
+            ]
+            if len(found) >= count:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(found)} of {count} messages in chat {chat_id} after {timeout}s")
+            params = {"chat_id": chat_id, "since": since, "timeout": round(min(remaining, 10.0), 3)}
+            since = int((await self.request("GET", "chat", params=params))["seq"])
+
+    async def open_link(self, user_id: int, url: str, *, language_code: str | None = None) -> Json:
+        """The user opens a t.me link: a bot's deep link sends ``/start <payload>`` to that bot."""
+        body = {"user_id": user_id, "url": url, "language_code": language_code}
+        return dict(await self.post("open_link", body))
+
     async def download(self, file_url: str) -> bytes:
         url = file_url if file_url.startswith("http") else f"{self.base_url}{file_url}"
         async with self.session.get(url) as response:
@@ -330,7 +463,8 @@ class ChatUser:
             rows = found.buttons if found else []
         else:
             message_id = message.message_id
-            rows = (self._history.get(message_id) or message).buttons
+            latest = self._history.get(message_id) if message.chat_id == self.user_id else None
+            rows = (latest or message).buttons
         if data is None:
             matches = [value for row in rows for label, value in row if text is None or label == text]
             if not matches:
@@ -346,6 +480,8 @@ class ChatUser:
             "callback_data": data,
             "bot_id": self.bot_id,
         }
+        if isinstance(message, BotMessage) and message.chat_id < 0:
+            body["chat_id"] = message.chat_id  # a bot's message in a group or channel
         return str((await self.client.post("press", body))["callback_query_id"])
 
     async def edit(self, message_id: int, text: str) -> int | None:
@@ -398,6 +534,19 @@ class ChatUser:
         if order_info is not None:
             body["order_info"] = order_info
         return PaymentResult(dict(await self.client.post("pay", body)))
+
+    async def open_link(self, url: str) -> Json:
+        """Press a t.me link (e.g. a Copy button's URL): ``t.me/<bot>?start=<payload>`` becomes
+        ``/start <payload>`` in this user's chat with that bot. Returns the control API's answer
+        (``type`` "bot" with ``message`` and ``update_id``, or "chat" for a public chat's link)."""
+        await self._register()
+        language = self._profile.get("language_code")
+        return await self.client.open_link(self.user_id, url, language_code=language)
+
+    async def post_in(self, chat_id: int | str, text: str, *, reply_to_message_id: int | None = None) -> Json:
+        """Post in a channel this user runs, or write in a group this user is in; returns the message."""
+        await self._register()
+        return await self.client.post_in(chat_id, self.user_id, text, reply_to_message_id=reply_to_message_id)
 
     async def block(self, blocked: bool = True) -> None:
         await self.client.post("block", {"user_id": self.user_id, "blocked": blocked, "bot_id": self.bot_id})

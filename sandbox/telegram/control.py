@@ -10,7 +10,7 @@ from aiohttp import web
 
 from .actions import ActionError
 from .api_bot import effective_commands
-from .state import Bot, Conversation, wait_signal
+from .state import Bot, Chat, Conversation, wait_signal
 
 if TYPE_CHECKING:
     from .server import TelegramEmulator
@@ -76,6 +76,7 @@ def _flag(data: dict[str, Any], name: str, default: bool) -> bool:
 
 def setup_control_routes(app: web.Application, emu: TelegramEmulator) -> None:
     actions = emu.actions
+    chats = emu.chats
     state = emu.state
 
     def guarded(func: Callable[[dict[str, Any], web.Request], Awaitable[Any]]) -> ControlHandler:
@@ -144,6 +145,7 @@ def setup_control_routes(app: web.Application, emu: TelegramEmulator) -> None:
             _int(data, "message_id"),
             str(data.get("callback_data", "")),
             bot_id=_opt_int(data, "bot_id"),
+            chat_id=_opt_int(data, "chat_id"),
         )
         return {"update_id": update_id, "callback_query_id": query_id}
 
@@ -190,9 +192,28 @@ def setup_control_routes(app: web.Application, emu: TelegramEmulator) -> None:
         )
         return {"update_id": update_id}
 
+    def group_of(data: dict[str, Any]) -> Chat | None:
+        """The group or channel named by ``chat_id`` (None for the user's private chat with the bot); a
+        user who is not in it may read it only if it is public (has a username)."""
+        chat_id = data.get("chat_id")
+        if chat_id is None or chat_id == "" or str(chat_id) == str(data.get("user_id")):
+            return None
+        chat = chats.chat(str(chat_id))
+        user_id = _opt_int(data, "user_id")
+        if user_id is not None and not chat.is_member(user_id) and not chat.username:
+            raise ActionError("the user is not in that chat")
+        return chat
+
     async def chat(data: dict[str, Any], request: web.Request) -> Any:
+        group = group_of(data)
+        if group is not None:
+            return await _chat_events(data, None, state.chat_conversation(group))
         bot, conv = conversation_of(data)
+        return await _chat_events(data, bot, conv)
+
+    async def _chat_events(data: dict[str, Any], bot: Bot | None, conv: Conversation) -> Any:
         since = _int(data, "since", 0)
+        user_id = _opt_int(data, "user_id")
         limit = max(1, min(_int(data, "limit", 1000), 10000))
         timeout = min(max(float(data.get("timeout") or 0), 0.0), MAX_CHAT_TIMEOUT)
         events = conv.events_since(since, limit)
@@ -203,6 +224,13 @@ def setup_control_routes(app: web.Application, emu: TelegramEmulator) -> None:
                 await wait_signal(handle, timeout)
                 events = conv.events_since(since, limit)
         seq = events[-1]["seq"] if events else since
+        if bot is None:
+            return {
+                "seq": seq,
+                "events": events,
+                "keyboard": None,
+                "chat": chats.describe(conv.chat, user_id),
+            }
         return {"seq": seq, "events": events, "keyboard": conv.reply_keyboard, "bot_id": bot.id}
 
     async def callback_answers(data: dict[str, Any], request: web.Request) -> Any:
@@ -268,8 +296,91 @@ def setup_control_routes(app: web.Application, emu: TelegramEmulator) -> None:
         return {"ok": True}
 
     async def messages(data: dict[str, Any], request: web.Request) -> Any:
-        _, conv = conversation_of(data)
-        return [state.display(s.message, s.reply_keyboard) for s in conv.messages.values()]
+        group = group_of(data)
+        conv = state.chat_conversation(group) if group is not None else conversation_of(data)[1]
+        by_bot = data.get("by_bot")
+        wanted = None if by_bot is None or by_bot == "" else _flag(data, "by_bot", True)
+        return [
+            state.display_stored(s) for s in conv.messages.values() if wanted is None or s.by_bot == wanted
+        ]
+
+    # ---------------------------------------------------------------------------------- groups, channels
+
+    async def create_chat(data: dict[str, Any], request: web.Request) -> Any:
+        chat = chats.create(
+            str(data.get("type") or "channel"),
+            str(data.get("title") or ""),
+            _int(data, "owner_id"),
+            username=_opt_str(data, "username"),
+            chat_id=_opt_int(data, "chat_id"),
+            signatures=_flag(data, "signatures", False),
+            description=_opt_str(data, "description"),
+        )
+        return chats.describe(chat, chat_owner(chat))
+
+    def chat_owner(chat: Chat) -> int | None:
+        owner = next((m for m in chat.members.values() if m.get("status") == "creator"), None)
+        return int(owner["user"]["id"]) if owner else None
+
+    async def list_chats(data: dict[str, Any], request: web.Request) -> Any:
+        return chats.chats_of(_opt_int(data, "user_id"))
+
+    async def chat_info(data: dict[str, Any], request: web.Request) -> Any:
+        chat = chats.chat(str(data.get("chat_id", "")))
+        return chats.describe(chat, _opt_int(data, "user_id"))
+
+    async def chat_member(data: dict[str, Any], request: web.Request) -> Any:
+        rights = data.get("rights")
+        if isinstance(rights, str):
+            try:
+                rights = json.loads(rights)
+            except ValueError:
+                raise ActionError("rights must be a JSON object") from None
+        if rights is not None and not isinstance(rights, dict):
+            raise ActionError("rights must be an object of can_* flags")
+        user_id = _opt_int(data, "user_id")
+        if user_id is None:
+            user_id = bot_of(data).id  # no user: the bot's own membership
+        delivery = chats.set_member(
+            str(data.get("chat_id", "")),
+            user_id,
+            str(data.get("status") or "member"),
+            rights=rights,
+            by=_opt_int(data, "by"),
+            custom_title=_opt_str(data, "custom_title"),
+            until_date=_opt_int(data, "until_date"),
+        )
+        chat = chats.chat(str(data.get("chat_id", "")))
+        shown = None if delivery.message is None else state.display(delivery.message, None)
+        return {**delivery.to_control(shown), "member": chat.members.get(user_id)}
+
+    async def post(data: dict[str, Any], request: web.Request) -> Any:
+        if "text" not in data:
+            raise ActionError("text is required")
+        delivery = chats.post(
+            str(data.get("chat_id", "")),
+            _int(data, "user_id"),
+            str(data["text"]),
+            reply_to_message_id=_opt_int(data, "reply_to_message_id"),
+        )
+        assert delivery.message is not None
+        return delivery.to_control(state.display(delivery.message, None, _int(data, "user_id")))
+
+    async def edit_post(data: dict[str, Any], request: web.Request) -> Any:
+        delivery = chats.edit_post(
+            str(data.get("chat_id", "")),
+            _int(data, "user_id"),
+            _int(data, "message_id"),
+            str(data.get("text", "")),
+        )
+        assert delivery.message is not None
+        return delivery.to_control(state.display(delivery.message, None))
+
+    async def open_link(data: dict[str, Any], request: web.Request) -> Any:
+        url = _opt_str(data, "url")
+        if not url:
+            raise ActionError("url is required")
+        return chats.open_link(_int(data, "user_id"), url, language_code=_opt_str(data, "language_code"))
 
     async def pay(data: dict[str, Any], request: web.Request) -> Any:
         order_info = data.get("order_info")
@@ -348,6 +459,13 @@ def setup_control_routes(app: web.Application, emu: TelegramEmulator) -> None:
         ("GET", "invoices", invoices),
         ("POST", "redeliver_payment", redeliver_payment),
         ("POST", "redeliver_update", redeliver_update),
+        ("POST", "chats", create_chat),
+        ("GET", "chats", list_chats),
+        ("GET", "chat_info", chat_info),
+        ("POST", "chat_member", chat_member),
+        ("POST", "post", post),
+        ("POST", "edit_post", edit_post),
+        ("POST", "open_link", open_link),
     ]
     for http_method, name, func in routes:
         app.router.add_route(http_method, f"/sandbox/api/{name}", guarded(func))

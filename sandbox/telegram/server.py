@@ -17,6 +17,7 @@ from aiohttp import web
 from . import api_bot, api_media, api_messages, api_payments  # noqa: F401  (register the Bot API methods)
 from .actions import PaymentOutcome, Sent, UserActions
 from .api import METHODS, ApiContext, Described, Settings
+from .chats import ChatActions, member_object
 from .control import setup_control_routes
 from .errors import ApiError, too_many_requests
 from .params import MAX_BODY, Params, Upload, read_request
@@ -64,6 +65,7 @@ class TelegramEmulator:
         )
         self.state = State(clock)
         self.actions = UserActions(self.state, self.settings)
+        self.chats = ChatActions(self.state, self.actions)
         self.record_calls = record_calls
         self._faults: list[Fault] = []
         self._rate_per_chat: float | None = None
@@ -145,14 +147,17 @@ class TelegramEmulator:
         bot_ids: tuple[int, ...] | None = None,
         admin: bool = False,
     ) -> Chat:
-        """A group, supergroup or channel with the given bots in it (all bots by default)."""
+        """A group, supergroup or channel with the given bots in it (all bots by default), no updates sent;
+        bots are administrators (with every default right) in channels or with ``admin``. See
+        ``emu.chats`` (``ChatActions``) for chats with owners, members and the updates Telegram sends."""
         if chat_id >= 0:
             raise ValueError("group and channel ids are negative")
         chat = self.state.chats.get(chat_id) or Chat(id=chat_id, type=chat_type, title=title)
         self.state.chats[chat_id] = chat
         for bot_id in bot_ids if bot_ids is not None else tuple(self.state.bots):
-            bot_user = self.state.bots[bot_id].user.to_api()
-            chat.members[bot_id] = {"status": "administrator" if admin else "member", "user": bot_user}
+            bot_user = self.state.bots[bot_id].user
+            status = "administrator" if admin or chat_type == "channel" else "member"
+            chat.members[bot_id] = member_object(chat, bot_user, status)
         return chat
 
     def add_user(
@@ -180,11 +185,14 @@ class TelegramEmulator:
     def block(self, user_id: int, blocked: bool = True, *, bot_id: int | None = None) -> None:
         self.actions.block(user_id, blocked, bot_id)
 
-    def messages(self, chat_id: int, *, bot_id: int | None = None) -> list[Json]:
-        """All messages currently in a chat (as the bot sees it), oldest first."""
+    def messages(self, chat_id: int, *, bot_id: int | None = None, by_bot: bool | None = None) -> list[Json]:
+        """All messages currently in a chat (as the bot sees it), oldest first; ``by_bot`` True keeps only
+        those a bot sent (in channels they carry no ``from``), False only the users'."""
         bot = self.bot(bot_id)
         conv = self.state.conversations.get((bot.id, chat_id)) or self.state.conversations.get((0, chat_id))
-        return [stored.message for stored in conv.messages.values()] if conv else []
+        if conv is None:
+            return []
+        return [s.message for s in conv.messages.values() if by_bot is None or s.by_bot == by_bot]
 
     # ------------------------------------------------------------------------------------------ payments
 

@@ -70,6 +70,17 @@ class Chat:
     last_name: str | None = None
     # for groups and channels: user id -> ChatMember dict (status, user, ...); bots are members too
     members: dict[int, Json] = field(default_factory=dict)
+    signatures: bool = False  # channels: posts carry author_signature (the author's name)
+    description: str | None = None
+
+    @property
+    def kind_name(self) -> str:
+        """How Telegram's errors name the chat: "channel chat", "supergroup chat", "group chat"."""
+        return f"{self.type} chat"
+
+    def is_member(self, user_id: int) -> bool:
+        """True if ``user_id`` is in the chat now (creator, administrator, member, or restricted member)."""
+        return member_active(self.members.get(user_id))
 
     def to_api(self) -> Json:
         data: Json = {"id": self.id, "type": self.type}
@@ -95,6 +106,16 @@ class Chat:
             }
         )
         return data
+
+
+def member_active(member: Json | None) -> bool:
+    """Whether a ChatMember dict means "in the chat" (Telegram's left/kicked are out)."""
+    if member is None:
+        return False
+    status = member.get("status")
+    if status == "restricted":
+        return bool(member.get("is_member"))
+    return status in ("creator", "administrator", "member")
 
 
 @dataclass
@@ -395,14 +416,22 @@ class State:
                 self.conversations[key] = conv
             return conv
         chat = self.chats.get(chat_id)
-        if chat is None or bot.id not in chat.members:
+        if chat is None or not chat.is_member(bot.id):
             return None
-        key = (0, chat_id)
+        return self.chat_conversation(chat)
+
+    def chat_conversation(self, chat: Chat) -> Conversation:
+        """The shared conversation of a group or channel (whoever reads it)."""
+        key = (0, chat.id)
         conv = self.conversations.get(key)
         if conv is None:
             conv = Conversation(bot_id=0, chat=chat)
             self.conversations[key] = conv
         return conv
+
+    def sender_of(self, sender_id: int) -> User | None:
+        bot = self.bots.get(sender_id)
+        return bot.user if bot is not None else self.users.get(sender_id)
 
     def refresh_private_chat(self, conv: Conversation) -> None:
         user = self.users.get(conv.chat.id)
@@ -421,26 +450,36 @@ class State:
         reply_keyboard: Json | None = None,
         sender_chat: Chat | None = None,
     ) -> Json:
-        """Create a message in ``conv`` from ``sender``, store it and emit a chat event; returns it."""
+        """Create a message in ``conv`` from ``sender``, store it and emit a chat event; returns it.
+
+        In a channel every post is the channel's (``sender_chat``, no ``from``), signed with the author's
+        name when the channel's signatures are on."""
         message_id = conv.next_message_id
         conv.next_message_id += 1
         message: Json = {"message_id": message_id}
+        if sender_chat is None and conv.chat.type == "channel":
+            sender_chat = conv.chat
         if sender_chat is not None:
             message["sender_chat"] = sender_chat.to_api()
         else:
             message["from"] = sender.to_api()
         message["chat"] = conv.chat.to_api()
         message["date"] = self.now()
+        if conv.chat.type == "channel" and conv.chat.signatures:
+            message["author_signature"] = " ".join(filter(None, [sender.first_name, sender.last_name]))
         message.update(fields)
         conv.messages[message_id] = StoredMessage(message, sender.id, sender.is_bot, file_ids, reply_keyboard)
         if reply_keyboard is not None:
             conv.reply_keyboard = None if reply_keyboard.get("remove_keyboard") else reply_keyboard
-        self.emit(conv, "message", message=self.display(message, reply_keyboard))
+        self.emit(conv, "message", message=self.display(message, reply_keyboard, sender.id))
         return message
 
     def replace_message(self, conv: Conversation, stored: StoredMessage, message: Json) -> None:
         stored.message = message
-        self.emit(conv, "edit", message=self.display(message, None))
+        self.emit(conv, "edit", message=self.display(message, None, stored.sender_id))
+
+    def display_stored(self, stored: StoredMessage) -> Json:
+        return self.display(stored.message, stored.reply_keyboard, stored.sender_id)
 
     def delete_message(self, conv: Conversation, message_id: int) -> bool:
         if conv.messages.pop(message_id, None) is None:
@@ -448,9 +487,14 @@ class State:
         self.emit(conv, "delete", message_id=message_id)
         return True
 
-    def display(self, message: Json, reply_keyboard: Json | None) -> Json:
-        """The message plus emulator-only fields for the web chat: html, file_url, reply_keyboard."""
+    def display(self, message: Json, reply_keyboard: Json | None, sender_id: int | None = None) -> Json:
+        """The message plus emulator-only fields for the web chat: html, file_url, reply_keyboard and, for
+        posts sent as a chat (no ``from``), ``posted_by``: the user or bot who really posted it."""
         shown = dict(message)
+        if "from" not in message and sender_id is not None:
+            poster = self.sender_of(sender_id)
+            if poster is not None:
+                shown["posted_by"] = poster.to_api()
         if "text" in message:
             shown["html"] = render_html(message["text"], message.get("entities"))
         elif "caption" in message:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -21,23 +20,6 @@ from tests.stack import Stack, bot_stack
 
 ALPHA = -1001001
 BETA = -1001002
-ADMIN_RIGHTS = {
-    "can_be_edited": False,
-    "is_anonymous": False,
-    "can_manage_chat": True,
-    "can_delete_messages": True,
-    "can_manage_video_chats": False,
-    "can_restrict_members": False,
-    "can_promote_members": False,
-    "can_change_info": False,
-    "can_invite_users": True,
-    "can_post_stories": False,
-    "can_edit_stories": False,
-    "can_delete_stories": False,
-    "can_send_welcome_messages": False,
-    "can_post_messages": True,
-    "can_edit_messages": True,
-}
 
 
 @pytest.fixture
@@ -46,37 +28,23 @@ async def stack(tmp_path: Path, database_url: str) -> AsyncIterator[Stack]:
         yield stack
 
 
-def make_channel(stack: Stack, chat_id: int, title: str, owner_id: int, *, bot_admin: bool) -> None:
-    state = stack.emulator.state
-    chat = stack.emulator.add_group(chat_id, title, chat_type="channel")
-    bot_user = state.bots[stack.bot_id].user.to_api()
-    chat.members[stack.bot_id] = (
-        {"status": "administrator", "user": bot_user, **ADMIN_RIGHTS}
-        if bot_admin
-        else {"status": "member", "user": bot_user}
-    )
-    chat.members[owner_id] = {
-        "status": "creator",
-        "user": state.users[owner_id].to_api(),
-        "is_anonymous": False,
-    }
+async def make_channel(
+    stack: Stack, chat_id: int, title: str, owner_id: int, *, rights: dict[str, bool] | None = None
+) -> None:
+    """The leader creates a channel and makes the bot an administrator there (with ``rights`` overriding
+    Telegram's defaults), all through the emulator's control API."""
+    await stack.client.create_chat("channel", title, owner_id, chat_id=chat_id)
+    await stack.client.set_bot_member(chat_id, "administrator", rights=rights)
 
 
-def channel_post(stack: Stack, chat_id: int, owner_id: int, text: str) -> None:
-    """The channel's owner posts (as the channel) and the bot, an administrator there, gets the update."""
-    state = stack.emulator.state
-    bot = state.default_bot(stack.bot_id)
-    conv = state.conversation(bot, chat_id)
-    assert conv is not None
-    message = state.store_message(
-        conv, state.users[owner_id], {"text": text}, sender_chat=state.chats[chat_id]
-    )
-    state.enqueue_update(bot, "channel_post", message)
+async def channel_post(stack: Stack, chat_id: int, owner_id: int, text: str) -> None:
+    """The channel's owner posts (as the channel); the bot, an administrator there, gets a channel_post."""
+    await stack.client.post_in(chat_id, owner_id, text)
 
 
-def url_of(message: dict[str, Any]) -> str:
-    [[button]] = message["reply_markup"]["inline_keyboard"]
-    return str(button["url"])
+def url_of(message: BotMessage) -> str:
+    [[(_, url)]] = message.buttons
+    return str(url)
 
 
 async def confirmed(user: ChatUser, command: str) -> BotMessage:
@@ -111,29 +79,29 @@ async def test_leader_channel_follower_copies(stack: Stack) -> None:
     await leader.press(intro, text="✅ Become a leader")
     panel = await leader.next_message()
     assert "Trader7001" in panel.text and "None yet" in panel.text
-    make_channel(stack, ALPHA, "Alpha Signals", 7001, bot_admin=True)
-    make_channel(stack, BETA, "Beta Calls", 7001, bot_admin=False)
+    await make_channel(stack, ALPHA, "Alpha Signals", 7001)
+    await make_channel(stack, BETA, "Beta Calls", 7001, rights={"can_post_messages": False})
     await leader.send(f"/link {ALPHA}")
     linked = await leader.next_message()
     assert "Alpha Signals is linked" in linked.text
     await leader.send(f"/link {BETA}")
     weak = await leader.next_message()
-    assert "Beta Calls is linked, but the bot needs to be an administrator" in weak.text
-    assert "the right to post messages" in weak.text
+    assert "Beta Calls is linked, but the bot needs the right to post messages." in weak.text
 
     # the leader's first buy is posted to the channel with a Copy button
     filled = await confirmed(leader, "/buy BTC 500")
     assert "Bought" in filled.text
     report = await leader.next_message(timeout=10)
     assert "Cards posted: 1" in report.text
-    [card] = await stack.wait_bot_messages(ALPHA, 1, timeout=10)
-    assert "BTC/USDT LONG" in card["text"] and "Trader7001" in card["text"]
+    [card] = await stack.client.wait_chat_messages(ALPHA, 1, timeout=10)
+    assert "BTC/USDT LONG" in card.text and "Trader7001" in card.text
     url = url_of(card)
     assert url.startswith("https://t.me/cryptouniverse_bot?start=copy_")
-    assert stack.bot_messages(BETA) == []
+    assert await stack.client.chat_messages(BETA, by_bot=True) == []
 
-    # the follower opens the Copy link: profile with its chart, then the follow card
-    await follower.send("/start " + url.split("start=")[1])
+    # the follower presses the Copy link: profile with its chart, then the follow card
+    opened = await follower.open_link(url)
+    assert opened["message"]["text"] == "/start " + url.split("start=")[1]
     profile = await follower.next_message(timeout=10)
     assert profile.photo and "Trader7001" in profile.text
     setup = await follower.next_message(timeout=10)
@@ -153,18 +121,18 @@ async def test_leader_channel_follower_copies(stack: Stack) -> None:
     assert "Copied Trader7001" in copied.text and "BTC" in copied.text and "paper" in copied.text
     money = await paper(stack, 7002)
     assert money["BTC"] > 0 and D(9750) <= money["USDT"] < D(9751)
-    await stack.wait_bot_messages(ALPHA, 2, timeout=10)
+    await stack.client.wait_chat_messages(ALPHA, 2, timeout=10)
 
     # a hand-written post in the channel is read and copied; a contradictory one is refused
     price = stack.exchanges["binance"].market.price("ETH/USDT")
     low, high = (price * D("0.99")).quantize(D(1)), (price * D("1.01")).quantize(D(1))
     target, stop = (price * D("1.05")).quantize(D(1)), (price * D("0.95")).quantize(D(1))
-    channel_post(stack, ALPHA, 7001, f"ETH/USDT LONG Entry {low}-{high} TP {target} SL {stop}")
+    await channel_post(stack, ALPHA, 7001, f"ETH/USDT LONG Entry {low}-{high} TP {target} SL {stop}")
     eth = await follower.next_message(timeout=10)
     assert "Copied Trader7001" in eth.text and "ETH" in eth.text
     told = await leader.next_message(timeout=10)
     assert "post in Alpha Signals was copied: 1 done" in told.text
-    channel_post(stack, ALPHA, 7001, f"ETH/USDT LONG Entry {high} TP {low} SL {stop}")
+    await channel_post(stack, ALPHA, 7001, f"ETH/USDT LONG Entry {high} TP {low} SL {stop}")
     refused = await leader.next_message(timeout=10)
     assert "was not copied" in refused.text and "every target must be above the entry" in refused.text
     assert (await paper(stack, 7002))["ETH"] > 0

@@ -26,7 +26,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.filters import Command, CommandStart
+from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import (
     BotCommand,
     BufferedInputFile,
@@ -101,6 +101,10 @@ def pick_keyboard() -> InlineKeyboardMarkup:
 def build_router() -> Router:
     """The test bot: /start with buttons, a callback that edits + toasts, /photo, /alert, /doc, voice."""
     router = Router()
+
+    @router.message(CommandStart(deep_link=True))
+    async def start_with_payload(message: Message, command: CommandObject) -> None:
+        await message.answer(f"Started with <code>{html_decoration.quote(command.args or '')}</code>")
 
     @router.message(CommandStart())
     async def start(message: Message) -> None:
@@ -415,3 +419,66 @@ async def test_chat_action_delete_and_mic_button(page: Any) -> None:
     await pg.reload()
     await expect(bot_messages(pg)).to_have_count(1)
     await expect(pg.get_by_test_id("mic-button")).to_be_hidden()
+
+
+async def test_channel_posts_deep_link_button_and_posting_as_owner(
+    page: Any, emulator: Any, test_bot: Bot
+) -> None:
+    from playwright.async_api import expect
+
+    from sandbox.telegram.client import EmulatorClient
+
+    pg = page
+    await expect(pg.get_by_test_id("bot-name")).to_have_text("Webchat Test Bot")
+    async with EmulatorClient(emulator.base_url) as client:
+        # Alice (the page's user 1001) owns a channel; the bot is its administrator; 1002 subscribes
+        channel = await client.create_channel("Alpha Signals", 1001, signatures=True)
+        await client.set_bot_member(channel)
+        await client.set_member(channel, 1002)
+        link = "https://t.me/webchat_test_bot?start=from_channel"
+        markup = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="Copy", url=link)]])
+        await test_bot.send_message(channel, "<b>BTC/USDT LONG</b> entry 65000", reply_markup=markup)
+
+        # the chat list: the bot's chat and the channel; open the channel
+        await pg.get_by_test_id("chats-toggle").click()
+        await expect(pg.get_by_test_id("chat-list-item")).to_have_count(2)
+        await pg.locator(f'[data-testid="chat-list-item"][data-chat-id="{channel}"]').click()
+        await expect(pg.get_by_test_id("chat-list")).to_be_hidden()
+        await expect(pg.get_by_test_id("bot-name")).to_have_text("Alpha Signals")
+        await expect(pg.get_by_test_id("bot-username")).to_have_text("channel · 3 subscribers")
+
+        # the bot's card, signed, with its Copy button: a t.me deep link to the bot
+        card = bot_messages(pg)
+        await expect(card).to_have_count(1)
+        await expect(card.locator('[data-testid="message-text"] b')).to_have_text("BTC/USDT LONG")
+        await expect(card.get_by_test_id("message-signature")).to_have_text("Webchat Test Bot")
+        copy = card.locator('[data-testid="inline-button"][data-deep-link="bot"]')
+        await expect(copy).to_have_text("Copy")
+        await expect(copy).to_have_attribute("data-url", link)
+
+        # the owner posts in the channel: it is the channel's post, signed with her name
+        await send(pg, "Hello subscribers")
+        mine = pg.locator('[data-testid="message"][data-from="user"]')
+        await expect(mine.get_by_test_id("message-text")).to_have_text("Hello subscribers")
+        await expect(mine.get_by_test_id("message-signature")).to_have_text("Alice")
+        posts = await client.chat_messages(channel, by_bot=False)
+        assert [p.text for p in posts] == ["Hello subscribers"]
+        assert posts[0]["sender_chat"]["id"] == channel and "from" not in posts[0].raw
+
+        # the Copy button opens the bot's chat with /start <payload>, and the bot answers
+        await copy.click()
+        await expect(pg.get_by_test_id("bot-name")).to_have_text("Webchat Test Bot")
+        sent = pg.locator('[data-testid="message"][data-from="user"]').last
+        await expect(sent.get_by_test_id("message-text")).to_have_text("/start from_channel")
+        answer = bot_messages(pg).last
+        await expect(answer.get_by_test_id("message-text")).to_have_text("Started with from_channel")
+
+        # a subscriber reads the channel but cannot post in it
+        await pg.get_by_test_id("user-id-input").fill("1002")
+        await pg.get_by_test_id("user-id-input").press("Enter")
+        await expect(pg.get_by_test_id("message")).to_have_count(0)
+        await pg.get_by_test_id("chats-toggle").click()
+        await pg.locator(f'[data-testid="chat-list-item"][data-chat-id="{channel}"]').click()
+        await expect(pg.get_by_test_id("message")).to_have_count(2)
+        await expect(pg.get_by_test_id("read-only-note")).to_be_visible()
+        await expect(pg.get_by_test_id("composer")).to_be_hidden()

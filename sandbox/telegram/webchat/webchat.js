@@ -25,7 +25,12 @@
   const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
 
   const el = {
+    app: document.querySelector('.app'),
     header: document.querySelector('.header'),
+    chatsToggle: byTestId('chats-toggle'),
+    chatList: byTestId('chat-list'),
+    chatListItems: byTestId('chat-list-items'),
+    readOnlyNote: byTestId('read-only-note'),
     botName: byTestId('bot-name'),
     botSelect: byTestId('bot-select'),
     avatar: byTestId('bot-avatar'),
@@ -62,6 +67,8 @@
     lang: 'en',
     bots: [],
     botId: null,
+    chatId: null,             // null: the private chat with the bot; else a group or channel id
+    chat: null,               // that group or channel as GET /chat describes it (title, can_post, ...)
     lastSeq: 0,
     generation: 0,            // bumped on every user switch; stale poll loops stop
     pollAbort: null,
@@ -259,7 +266,7 @@
     state.userId = id;
     saveSettings();
     if (userChanged) {
-      switchUser();
+      openChat(null);     // the new user's chat with the bot (he may not be in the group shown)
     } else {
       ensureUser();
     }
@@ -293,6 +300,16 @@
   }
 
   function renderBotHeader() {
+    el.app.dataset.chatType = state.chatId === null ? 'private' : ((state.chat && state.chat.chat.type) || 'channel');
+    if (state.chatId !== null) {
+      const title = (state.chat && state.chat.chat.title) || 'Chat';
+      el.botName.textContent = title;
+      el.avatar.textContent = title.trim().charAt(0).toUpperCase() || 'C';
+      document.title = `${title} · web chat`;
+      el.botSelect.hidden = true;
+      updateStatusText();
+      return;
+    }
     const bot = currentBot();
     const name = bot ? (bot.first_name || bot.username || `bot ${bot.id}`) : 'Bot';
     el.botName.textContent = name;
@@ -313,7 +330,16 @@
     const state_ = el.connDot.dataset.state;
     if (state_ === 'offline') el.statusText.textContent = 'reconnecting…';
     else if (state_ === 'connecting') el.statusText.textContent = 'connecting…';
+    else if (state.chatId !== null) el.statusText.textContent = chatSubtitle(state.chat);
     else el.statusText.textContent = bot && bot.username ? `@${bot.username}` : 'bot';
+  }
+
+  function chatSubtitle(info) {
+    if (!info) return '';
+    const n = info.member_count || 0;
+    const what = info.chat.type === 'channel' ? (n === 1 ? 'subscriber' : 'subscribers') : (n === 1 ? 'member' : 'members');
+    const kind = info.chat.type === 'channel' ? 'channel' : 'group';
+    return `${kind} · ${n} ${what}`;
   }
 
   function setConnection(stateName, detail) {
@@ -418,8 +444,19 @@
   // ------------------------------------------------------------- rendering
 
   function isFromBot(msg) {
-    if (msg.from) return msg.from.is_bot === true || msg.from.id !== state.userId;
-    return true;
+    return senderKind(msg) === 'bot';
+  }
+
+  /**
+   * 'bot', 'user' (the current user) or 'other' (another user in a group or channel). Channel posts have
+   * no `from`: the emulator adds `posted_by`, who really posted them.
+   */
+  function senderKind(msg) {
+    const sender = msg.from || msg.posted_by;
+    if (!sender) return 'bot';
+    if (sender.is_bot) return 'bot';
+    if (sender.id === state.userId) return 'user';
+    return state.chatId === null ? 'bot' : 'other';
   }
 
   function messageText(msg) {
@@ -577,9 +614,13 @@
     const text = button.text || '';
     const link = button.url || (button.web_app && button.web_app.url) || (button.login_url && button.login_url.url);
     if (link) {
+      const deep = button.url ? deepLinkBot(link) : null;
       return h('a', {
         class: 'inline-button url', href: SAFE_URL.test(link) ? link : undefined, target: '_blank',
         rel: 'noopener noreferrer', 'data-testid': 'inline-button', 'data-url': link, text, title: link,
+        'data-deep-link': deep ? 'bot' : undefined,
+        // a t.me link to a bot of this emulator opens that bot's chat here, as Telegram's apps do
+        onclick: deep ? (event) => { event.preventDefault(); openDeepLink(link); } : undefined,
       });
     }
     if (button.callback_data !== undefined) {
@@ -613,14 +654,39 @@
     });
   }
 
+  /** The bot a t.me / tg://resolve link points to, if it is one of this emulator's bots. */
+  function deepLinkBot(link) {
+    let name = null;
+    try {
+      const url = new URL(link);
+      if (url.protocol === 'tg:') name = url.searchParams.get('domain');
+      else if (/^(www\.)?(t\.me|telegram\.me|telegram\.dog)$/i.test(url.hostname)) name = url.pathname.split('/')[1];
+    } catch { return null; }
+    if (!name) return null;
+    return state.bots.find((b) => (b.username || '').toLowerCase() === name.toLowerCase()) || null;
+  }
+
   function renderMessage(msg) {
     if (msg.successful_payment || msg.refunded_payment) return renderPaymentService(msg);
-    const fromBot = isFromBot(msg);
+    const kind = senderKind(msg);
+    const fromBot = kind === 'bot';
     const node = h('div', {
-      class: 'msg', 'data-testid': 'message', 'data-from': fromBot ? 'bot' : 'user',
+      class: 'msg', 'data-testid': 'message', 'data-from': kind,
       'data-message-id': String(msg.message_id), 'data-edited': msg.edit_date ? 'true' : undefined,
     });
     const bubble = h('div', { class: 'bubble' });
+    // In a group, whose message it is (channel posts are the channel's: signed in the meta instead).
+    if (state.chatId !== null && msg.from && kind !== 'user') {
+      const name = [msg.from.first_name, msg.from.last_name].filter(Boolean).join(' ');
+      bubble.append(h('div', { class: 'sender-name', 'data-testid': 'message-sender', text: name }));
+    }
+    if (msg.new_chat_members || msg.left_chat_member) {
+      const who = (msg.new_chat_members || [msg.left_chat_member]).map((u) => u.first_name).join(', ');
+      return h('div', {
+        class: 'msg service', 'data-testid': 'service-message', 'data-from': 'service',
+        'data-message-id': String(msg.message_id),
+      }, h('span', { class: 'service-text', text: msg.new_chat_members ? `${who} joined` : `${who} left` }));
+    }
 
     if (msg.reply_to_message) {
       const quoted = messageText(msg.reply_to_message) || (msg.reply_to_message.photo ? 'Photo' : 'Message');
@@ -646,6 +712,9 @@
     bubble.append(text);
 
     const meta = h('span', { class: 'meta' });
+    if (msg.author_signature) {
+      meta.append(h('span', { class: 'signature', 'data-testid': 'message-signature', text: msg.author_signature }));
+    }
     if (msg.edit_date) meta.append(h('span', { class: 'edited', 'data-testid': 'message-edited', text: 'edited' }));
     if (msg.date) {
       const date = new Date(msg.date * 1000);
@@ -689,7 +758,7 @@
     state.messages.set(msg.message_id, node);
     // The emulator adds the reply keyboard a message carried as `reply_keyboard`
     // (Message.reply_markup itself only ever holds an inline keyboard).
-    if (isFromBot(msg)) applyReplyKeyboard(msg.reply_keyboard || msg.reply_markup);
+    if (isFromBot(msg) && state.chatId === null) applyReplyKeyboard(msg.reply_keyboard || msg.reply_markup);
     if (state.stick) scrollToBottom();
   }
 
@@ -874,6 +943,10 @@
 
   function chatQuery(since, timeout) {
     const query = { user_id: state.userId, since, timeout };
+    if (state.chatId !== null) {
+      query.chat_id = state.chatId;
+      return query;
+    }
     // Private chats are per (bot, user): with several bots, ask for the chosen one's.
     if (state.botId !== null && state.bots.length > 1) query.bot_id = state.botId;
     return query;
@@ -901,6 +974,7 @@
           timeoutMs: (POLL_TIMEOUT_S + 15) * 1000,
         });
         if (generation !== state.generation) return;
+        if (data && data.chat) applyChatInfo(data.chat);
         setConnection('online');
         delay = BACKOFF_MIN_MS;
         if (!live) {
@@ -933,10 +1007,115 @@
     ensureUser().finally(() => pollLoop(generation));
   }
 
+  // ------------------------------------------------- groups and channels
+
+  /** The group or channel the view shows changed (title, members, whether the user may post). */
+  function applyChatInfo(info) {
+    state.chat = info;
+    renderBotHeader();
+    const canPost = !!info.can_post;
+    el.composer.hidden = !canPost;
+    el.readOnlyNote.hidden = canPost;
+    el.readOnlyNote.textContent = info.chat.type === 'channel'
+      ? "Only the channel's admins can post here."
+      : 'You cannot write in this group.';
+  }
+
+  /** Shows the private chat with a bot (chatId null) or a group or channel. */
+  function openChat(chatId, botId) {
+    state.chatId = chatId;
+    state.chat = null;
+    if (botId !== undefined && botId !== null) state.botId = botId;
+    el.composer.hidden = false;
+    el.readOnlyNote.hidden = true;
+    // files and voice go to the bot's private chat only
+    el.attach.hidden = chatId !== null;
+    el.mic.hidden = chatId !== null || !canRecord;
+    closeChatList();
+    renderBotHeader();
+    if (chatId === null) loadCommands(true);
+    switchUser();
+  }
+
+  /** A t.me link pressed: a bot's deep link sends /start <payload> in that bot's chat, then shows it. */
+  async function openDeepLink(url) {
+    try {
+      const result = await api('/open_link', {
+        method: 'POST', body: { user_id: state.userId, url, language_code: state.lang },
+      });
+      if (result && result.type === 'bot') openChat(null, result.bot_id);
+      else if (result && result.type === 'chat') openChat(result.chat.id);
+    } catch (err) {
+      showToast(`Could not open the link: ${err.message}`, { error: true });
+    }
+  }
+
+  async function postInChat(text) {
+    try {
+      const data = await api('/post', {
+        method: 'POST', body: { chat_id: state.chatId, user_id: state.userId, text },
+      });
+      if (data && data.message) upsertMessage(data.message, { forceScroll: true });
+      return true;
+    } catch (err) {
+      showToast(`Could not post: ${err.message}`, { error: true });
+      return false;
+    }
+  }
+
+  function closeChatList() {
+    el.chatList.hidden = true;
+    el.chatsToggle.setAttribute('aria-expanded', 'false');
+  }
+
+  async function toggleChatList() {
+    if (!el.chatList.hidden) { closeChatList(); return; }
+    let chats = [];
+    try {
+      chats = await api('/chats', { query: { user_id: state.userId } });
+    } catch (err) {
+      showToast(`Could not load the chats: ${err.message}`, { error: true });
+    }
+    const items = state.bots.map((bot) => chatListItem({
+      title: bot.first_name || bot.username || `bot ${bot.id}`,
+      sub: bot.username ? `@${bot.username}` : 'bot',
+      type: 'private',
+      current: state.chatId === null && bot.id === state.botId,
+      attrs: { 'data-bot-id': String(bot.id) },
+      open: () => openChat(null, bot.id),
+    }));
+    for (const info of Array.isArray(chats) ? chats : []) {
+      items.push(chatListItem({
+        title: info.chat.title || String(info.chat.id),
+        sub: chatSubtitle(info),
+        type: info.chat.type,
+        current: state.chatId === info.chat.id,
+        attrs: { 'data-chat-id': String(info.chat.id) },
+        open: () => openChat(info.chat.id),
+      }));
+    }
+    if (!items.length) items.push(h('div', { class: 'chat-list-empty', text: 'No chats yet' }));
+    el.chatListItems.replaceChildren(...items);
+    el.chatList.hidden = false;
+    el.chatsToggle.setAttribute('aria-expanded', 'true');
+  }
+
+  function chatListItem({ title, sub, type, current, attrs, open }) {
+    return h('button', {
+      type: 'button', class: 'chat-list-item', 'data-testid': 'chat-list-item', 'data-chat-type': type,
+      'aria-current': current ? 'true' : undefined, onclick: open, ...attrs,
+    },
+    h('span', { class: 'avatar', text: title.trim().charAt(0).toUpperCase() || '?' }),
+    h('span', { class: 'chat-item-text' },
+      h('div', { class: 'chat-item-title', 'data-testid': 'chat-item-title', text: title }),
+      h('div', { class: 'chat-item-sub', text: sub })));
+  }
+
   // --------------------------------------------------------- user actions
 
   async function sendText(text) {
     if (!text.trim()) return false;
+    if (state.chatId !== null) return postInChat(text);
     const body = {
       user_id: state.userId, text, language_code: state.lang, first_name: state.firstName,
     };
@@ -966,7 +1145,8 @@
     state.pendingButtons.add(btn);
     setTimeout(() => { btn.classList.remove('pending'); state.pendingButtons.delete(btn); }, 5000);
     const body = { user_id: state.userId, message_id: messageId, callback_data: callbackData };
-    if (state.botId !== null) body.bot_id = state.botId;
+    if (state.chatId !== null) body.chat_id = state.chatId;
+    else if (state.botId !== null) body.bot_id = state.botId;
     try {
       await api('/press', { method: 'POST', body });
     } catch (err) {
@@ -1180,6 +1360,7 @@
     el.input.addEventListener('blur', () => { setTimeout(() => { el.commandHint.hidden = true; }, 150); });
     el.input.addEventListener('focus', updateCommandHint);
 
+    el.chatsToggle.addEventListener('click', toggleChatList);
     el.attach.addEventListener('click', () => el.fileInput.click());
     el.fileInput.addEventListener('change', onFileChosen);
 
@@ -1201,6 +1382,8 @@
 
     el.botSelect.addEventListener('change', () => {
       state.botId = Number(el.botSelect.value);
+      state.chatId = null;
+      state.chat = null;
       renderBotHeader();
       loadCommands(true);
       switchUser();        // each bot has its own private chat with the user
@@ -1233,7 +1416,7 @@
       const before = state.userId;
       loadSettings();
       fillUserPanel();
-      if (state.userId !== before) switchUser();
+      if (state.userId !== before) openChat(null);
     });
   }
 
