@@ -131,6 +131,23 @@ class Application:
         await self.engine.dispose()
 
 
+def build_voice(settings: Settings) -> VoiceService:
+    """The voice service of the settings' engine and model (it loads the model on first use)."""
+    v = settings.voice
+    return build_voice_service(
+        v.engine,
+        v.model,
+        workers=v.workers,
+        cpu_threads=v.cpu_threads,
+        beam_size=v.beam_size,
+        vad=v.vad,
+        max_seconds=v.max_seconds,
+        max_bytes=v.max_bytes,
+        download_root=v.download_root,
+        local_files_only=v.local_files_only,
+    )
+
+
 def build_bot(settings: Settings) -> Bot:
     if settings.bot_token is None:
         raise ValueError("BOT_TOKEN is not set")
@@ -267,19 +284,7 @@ def build_application(settings: Settings) -> Application:
     consensus = build_consensus(settings, session_factory, market, redis)
     for voter in llm_voters(settings):
         controller.register(llm_component(voter.voter_name, LLMProbe(voter)))
-    v = settings.voice
-    voice = build_voice_service(
-        v.engine,
-        v.model,
-        workers=v.workers,
-        cpu_threads=v.cpu_threads,
-        beam_size=v.beam_size,
-        vad=v.vad,
-        max_seconds=v.max_seconds,
-        max_bytes=v.max_bytes,
-        download_root=v.download_root,
-        local_files_only=v.local_files_only,
-    )
+    voice = build_voice(settings)
     scanner = Scanner(
         market,
         ScannerConfig(

@@ -284,10 +284,18 @@ async def test_the_wizard_rejects_bad_input_and_can_be_left(sqlite_stack: Stack)
 
 
 async def give_plan(stack: Stack, telegram_id: int, plan: str = "pro", credits: int = 500) -> None:
-    """A paid plan and some credits, as a purchase would give them (live trading needs both)."""
+    """A paid plan and some credits, as a purchase would give them (live trading needs both).
+
+    The bot's first reply to a user can arrive before that update's transaction (which creates the user)
+    has committed: the row is waited for."""
+    for _ in range(100):  # a session per look: on SQLite an open one would hold the bot's commit up
+        async with stack.app.session_factory() as session:
+            if await session.scalar(select(User.id).where(User.telegram_id == telegram_id)) is not None:
+                break
+        await asyncio.sleep(0.05)
     async with stack.app.session_factory() as session:
         row = await session.scalar(select(User).where(User.telegram_id == telegram_id))
-        assert row is not None
+        assert row is not None, f"user {telegram_id} was not stored"
         catalogue = stack.app.services.catalogue
         await PurchaseService(session, catalogue).activate_plan(
             row.id, catalogue.plan(plan), provider="telegram_stars", purchase_id=None, period_start=utcnow()

@@ -40,6 +40,7 @@ import torch  # noqa: E402
 import whisper  # noqa: E402
 from whisper.model import ModelDimensions, Whisper  # noqa: E402
 
+from bot.factory import build_voice  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from services.intents import parse_intent  # noqa: E402
 from services.voice import (  # noqa: E402
@@ -50,7 +51,6 @@ from services.voice import (  # noqa: E402
     VoiceConfigError,
     VoiceService,
     build_transcriber,
-    build_voice_service,
     bundled_model_path,
 )
 from services.voice.audio import SAMPLE_RATE, decode_audio  # noqa: E402
@@ -97,19 +97,7 @@ def voice_from_settings(monkeypatch: pytest.MonkeyPatch, model: Path | str, **en
     monkeypatch.setenv("VOICE__CPU_THREADS", "1")
     for name, value in env.items():
         monkeypatch.setenv(f"VOICE__{name.upper()}", value)
-    v = Settings(_env_file=None).voice
-    return build_voice_service(
-        v.engine,
-        v.model,
-        workers=v.workers,
-        cpu_threads=v.cpu_threads,
-        beam_size=v.beam_size,
-        vad=v.vad,
-        max_seconds=v.max_seconds,
-        max_bytes=v.max_bytes,
-        download_root=v.download_root,
-        local_files_only=v.local_files_only,
-    )
+    return build_voice(Settings(_env_file=None))
 
 
 @pytest.fixture
