@@ -74,6 +74,8 @@ from services.exchanges.types import (
     OrderResult,
     OrderType,
     Side,
+    StopKind,
+    StopSupport,
     Ticker,
 )
 from services.trading.paper import round_step
@@ -270,6 +272,22 @@ class BookOnlyClient:
         raise self._private()
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]:
+        raise self._private()
+
+    def stop_support(self) -> StopSupport:
+        return StopSupport()  # paper protections are watched, never placed
+
+    async def place_stop(
+        self, symbol: str, kind: StopKind, amount: Decimal, trigger_price: Decimal, client_order_id: str
+    ) -> OrderResult:
+        raise self._private()
+
+    async def find_stop(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        raise self._private()
+
+    async def cancel_stop(
+        self, symbol: str, exchange_order_id: str | None, client_order_id: str
+    ) -> OrderResult | None:
         raise self._private()
 
     async def withdrawal_enabled(self) -> bool | None:

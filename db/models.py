@@ -175,6 +175,7 @@ class Order(Base):
     take_profit: Mapped[Decimal | None] = mapped_column(MONEY)
     reason: Mapped[str] = mapped_column(String(16), default="manual")
     error: Mapped[str | None] = mapped_column(String(255))
+    trigger_price: Mapped[Decimal | None] = mapped_column(MONEY)  # a native stop order's trigger
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -198,6 +199,10 @@ class Position(Base):
     take_profit: Mapped[Decimal | None] = mapped_column(MONEY)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # a live position's protective order on the exchange (services/trading/protections.py): its order row,
+    # and how the stop-loss / take-profit is kept: "native", "watched", or None (not decided yet)
+    stop_order_id: Mapped[int | None] = mapped_column(BigIntPK)
+    protection: Mapped[str | None] = mapped_column(String(16))
 
 
 class PendingAction(Base):

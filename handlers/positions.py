@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers import format as fmt
 from handlers.filters import PRIVATE
 from handlers.render import confirmation_gone, plain, show
-from handlers.trading import cancel_card, render_card, render_copy_report
+from handlers.trading import cancel_card, protection_line, render_card, render_copy_report
 from keyboards.trading import CloseCB, close_keyboard, confirm_keyboard
 from services.copytrading.relay import CopyRelay
 from services.i18n import Html, Translator
@@ -176,12 +176,16 @@ async def cmd_protect(
     request = parse_trade_command(kind, command.args or "")
     assert request.symbol is not None
     price = request.stop_loss if kind == "sl" else request.take_profit
-    position, now = await PositionService(trading).set_protection(user, request.symbol, kind, price)
+    position, now, protection = await PositionService(trading).set_protection(
+        user, request.symbol, kind, price
+    )
+    how = protection_line(i18n, protection.code)
     if price is None:
-        await message.answer(i18n(f"trade.protect.cleared_{kind}", symbol=position.symbol))
+        await message.answer(i18n(f"trade.protect.cleared_{kind}", symbol=position.symbol) + how)
         return
     await message.answer(
         i18n(f"trade.protect.set_{kind}", symbol=position.symbol, price=fmt.price(price), now=fmt.price(now))
+        + how
     )
     if copy_relay is not None and await copy_relay.is_leader(user.id):
         # followers' copies of this position get the same protection; channels get the update

@@ -92,6 +92,11 @@ def render_card(t: Translator, preview: OrderPreview, ttl: int) -> str:
     )
 
 
+def protection_line(t: Translator, code: str | None) -> str:
+    """How a live position's stop-loss / take-profit is kept (native order or watched), as a new line."""
+    return "" if code is None else "\n" + t(f"trade.protection.{code}")
+
+
 def render_execution(t: Translator, done: Execution) -> str:
     base = done.symbol.split("/")[0]
     if done.status == "open":
@@ -116,7 +121,7 @@ def render_execution(t: Translator, done: Execution) -> str:
             fee=fmt.money(done.fee),
             position=fmt.amount(done.position_amount),
             entry=fmt.price(done.position_entry),
-        )
+        ) + protection_line(t, done.protection)
     return t(
         "trade.filled.sell",
         amount=fmt.amount(done.amount),
@@ -164,9 +169,10 @@ async def on_confirm(
         return
     await show(query, render_execution(i18n, done), None)
     if leading and copy_relay is not None:
-        await session.commit()  # the relay copies in sessions of its own
+        await session.commit()  # the relay records in sessions of its own
+        # recorded now; copied by the fan-out workers, whose report reaches the leader when they finish
         report = await copy_relay.after_execution(user.id, done, equity_before=equity_before)
-        if report is not None and isinstance(query.message, Message):
+        if report is not None and isinstance(query.message, Message):  # no workers: copied inline
             await query.message.answer(render_copy_report(i18n, report))
 
 

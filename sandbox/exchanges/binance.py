@@ -71,6 +71,14 @@ LEDGER_ERRORS: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.BAD_ARGUMENT: (-1100, "Illegal characters found in a parameter."),
     ErrorKind.UNKNOWN_ORDER: (-2013, "Order does not exist."),
     ErrorKind.ORDER_NOT_OPEN: (-2011, "Unknown order sent."),
+    ErrorKind.WOULD_TRIGGER: (-2010, "Stop price would trigger immediately."),
+}
+# spot stop order types: (executes as, trigger direction of a sell; a buy's is the other)
+STOP_TYPES: dict[str, tuple[str, str]] = {
+    "STOP_LOSS": ("market", "down"),
+    "STOP_LOSS_LIMIT": ("limit", "down"),
+    "TAKE_PROFIT": ("market", "up"),
+    "TAKE_PROFIT_LIMIT": ("limit", "up"),
 }
 
 
@@ -501,24 +509,28 @@ class BinanceFrontend(Frontend):
         if side not in ("BUY", "SELL"):
             raise _mandatory("side")
         order_type = params.get("type", "").upper()
-        if order_type not in ("MARKET", "LIMIT", "LIMIT_MAKER"):
+        if order_type not in ("MARKET", "LIMIT", "LIMIT_MAKER", *STOP_TYPES):
             if not order_type:
                 raise _mandatory("type")
             raise BinanceError(-1116, "Invalid orderType.")
         quantity = to_decimal(params.get("quantity"))
         quote_qty = to_decimal(params.get("quoteOrderQty"))
         price = to_decimal(params.get("price"))
+        stop_price = to_decimal(params.get("stopPrice"))
         tif = params.get("timeInForce", "GTC").upper()
-        if order_type == "LIMIT":
+        if order_type in ("LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"):
             if "timeInForce" not in params:
                 raise _mandatory("timeInForce")
             if tif not in ("GTC", "IOC", "FOK"):
                 raise BinanceError(-1115, "Invalid timeInForce.")
-        if order_type in ("LIMIT", "LIMIT_MAKER"):
+        if order_type in ("LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"):
             if quantity is None:
                 raise _mandatory("quantity")
             if price is None:
                 raise _mandatory("price")
+        elif order_type in STOP_TYPES:
+            if quantity is None:
+                raise _mandatory("quantity")
         elif quantity is None and quote_qty is None:
             raise BinanceError(
                 -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"
@@ -530,6 +542,28 @@ class BinanceFrontend(Frontend):
                 "Illegal characters found in parameter 'newClientOrderId'; legal range is "
                 "'^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
             )
+        client_id = client_id or f"web_{self.market.now_ms()}{len(self.ledger.orders)}"
+        if order_type in STOP_TYPES:
+            if stop_price is None:
+                raise _mandatory("stopPrice")
+            assert quantity is not None
+            executes_as, sell_dir = STOP_TYPES[order_type]
+            direction = sell_dir if side == "SELL" else ("up" if sell_dir == "down" else "down")
+            return self.ledger.create_stop_order(
+                account,
+                symbol,
+                side.lower(),
+                executes_as,
+                quantity,
+                stop_price,
+                direction,
+                price if executes_as == "limit" else None,
+                client_id,
+                order_type,
+                tif if executes_as == "limit" else "GTC",
+                reject_immediate=True,
+                validate_only=validate_only,
+            )
         return self.ledger.create_order(
             account,
             symbol,
@@ -538,7 +572,7 @@ class BinanceFrontend(Frontend):
             quantity,
             price if order_type != "MARKET" else None,
             quote_qty if quantity is None else None,
-            client_id or f"web_{self.market.now_ms()}{len(self.ledger.orders)}",
+            client_id,
             None,
             tif,
             order_type == "LIMIT_MAKER",
@@ -560,7 +594,7 @@ class BinanceFrontend(Frontend):
         result = {
             **base,
             **self._order_fields(order),
-            "workingTime": order.created_ms,
+            "workingTime": _working_time(order),
             "selfTradePreventionMode": "EXPIRE_MAKER",
         }
         if resp_type == "FULL":
@@ -584,6 +618,8 @@ class BinanceFrontend(Frontend):
         status = STATUS[order.status]
         if order.status == "canceled" and order.time_in_force in ("IOC", "FOK") and order.type == "limit":
             status = "EXPIRED"
+        if order.status == "canceled" and order.triggered:
+            status = "EXPIRED"  # triggered, but the market could not fill it
         return {
             "price": fmt(order.price or Decimal(0), 8),
             "origQty": fmt(order.amount or Decimal(0), 8),
@@ -592,8 +628,9 @@ class BinanceFrontend(Frontend):
             "cummulativeQuoteQty": fmt(order.cost, 8),
             "status": status,
             "timeInForce": order.time_in_force,
-            "type": "LIMIT_MAKER" if order.post_only else order.type.upper(),
+            "type": order.stop_kind or ("LIMIT_MAKER" if order.post_only else order.type.upper()),
             "side": order.side.upper(),
+            **({"stopPrice": fmt(order.trigger_price, 8)} if order.trigger_price is not None else {}),
         }
 
     def _order_json(self, order: Order) -> dict[str, Any]:
@@ -603,12 +640,12 @@ class BinanceFrontend(Frontend):
             "orderListId": -1,
             "clientOrderId": order.client_id,
             **self._order_fields(order),
-            "stopPrice": "0.00000000",
+            "stopPrice": fmt(order.trigger_price or Decimal(0), 8),
             "icebergQty": "0.00000000",
             "time": order.created_ms,
             "updateTime": order.updated_ms,
-            "isWorking": True,
-            "workingTime": order.created_ms,
+            "isWorking": not order.is_stop or order.triggered,
+            "workingTime": _working_time(order),
             "selfTradePreventionMode": "EXPIRE_MAKER",
         }
 
@@ -791,6 +828,13 @@ class BinanceFrontend(Frontend):
 
     def margin_pairs(self, params: dict[str, str], account: Account) -> Any:
         return []
+
+
+def _working_time(order: Order) -> int:
+    """When the order started working on the book: a stop order only once triggered (-1 before)."""
+    if not order.is_stop:
+        return order.created_ms
+    return order.triggered_ms if order.triggered else -1
 
 
 def _strip_signature(raw: str) -> str:

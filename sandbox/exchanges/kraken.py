@@ -137,6 +137,14 @@ LEDGER_ERRORS: dict[ErrorKind, str] = {
     ErrorKind.BAD_ARGUMENT: "EGeneral:Invalid arguments",
     ErrorKind.UNKNOWN_ORDER: "EOrder:Unknown order",
     ErrorKind.ORDER_NOT_OPEN: "EOrder:Unknown order",
+    ErrorKind.WOULD_TRIGGER: "EOrder:Invalid price",
+}
+# stop order types: (executes as, trigger direction of a sell; a buy's is the other)
+STOP_TYPES: dict[str, tuple[str, str]] = {
+    "stop-loss": ("market", "down"),
+    "stop-loss-limit": ("limit", "down"),
+    "take-profit": ("market", "up"),
+    "take-profit-limit": ("limit", "up"),
 }
 
 
@@ -447,7 +455,7 @@ class KrakenFrontend(Frontend):
     def add_order(self, params: dict[str, str], account: Account) -> Any:
         symbol = self._pairs(params)[0]
         side, order_type = params.get("type", ""), params.get("ordertype", "")
-        if side not in ("buy", "sell") or order_type not in ("market", "limit"):
+        if side not in ("buy", "sell") or order_type not in ("market", "limit", *STOP_TYPES):
             raise KrakenError(
                 "EGeneral:Invalid arguments"
                 if order_type in ("market", "limit", "")
@@ -456,9 +464,12 @@ class KrakenFrontend(Frontend):
         volume = to_decimal(params.get("volume"))
         if volume is None:
             raise KrakenError("EGeneral:Invalid arguments:volume")
-        price = to_decimal(params.get("price")) if order_type == "limit" else None
-        if order_type == "limit" and price is None:
+        price = to_decimal(params.get("price")) if order_type != "market" else None
+        if order_type != "market" and price is None:
             raise KrakenError("EGeneral:Invalid arguments:price")
+        price2 = to_decimal(params.get("price2")) if order_type.endswith("-limit") else None
+        if order_type in STOP_TYPES and order_type.endswith("-limit") and price2 is None:
+            raise KrakenError("EGeneral:Invalid arguments:price2")
         flags = set(filter(None, params.get("oflags", "").split(",")))
         cl_ord_id = params.get("cl_ord_id") or None
         userref_text = params.get("userref")
@@ -470,20 +481,41 @@ class KrakenFrontend(Frontend):
         viqc = "viqc" in flags and order_type == "market"
         tif = params.get("timeinforce", "GTC").upper()
         validate = params.get("validate", "").lower() == "true"
-        order = self.ledger.create_order(
-            account,
-            symbol,
-            side,
-            order_type,
-            None if viqc else volume,
-            price,
-            volume if viqc else None,
-            cl_ord_id,
-            userref,
-            tif,
-            "post" in flags,
-            validate,
-        )
+        if order_type in STOP_TYPES:
+            assert price is not None
+            if params.get("trigger", "last") not in ("last", "index"):
+                raise KrakenError("EGeneral:Invalid arguments:trigger")
+            executes_as, sell_dir = STOP_TYPES[order_type]
+            order = self.ledger.create_stop_order(
+                account,
+                symbol,
+                side,
+                executes_as,
+                volume,
+                price,
+                sell_dir if side == "sell" else ("up" if sell_dir == "down" else "down"),
+                price2,
+                cl_ord_id,
+                order_type,
+                tif,
+                validate_only=validate,
+            )
+            order.user_ref = userref
+        else:
+            order = self.ledger.create_order(
+                account,
+                symbol,
+                side,
+                order_type,
+                None if viqc else volume,
+                price,
+                volume if viqc else None,
+                cl_ord_id,
+                userref,
+                tif,
+                "post" in flags,
+                validate,
+            )
         descr = {"order": self._descr(order)}
         if validate:
             return {"descr": descr}
@@ -492,6 +524,12 @@ class KrakenFrontend(Frontend):
     def _descr(self, order: Order) -> str:
         altname = pair_names(order.symbol)[1]
         volume = fmt(order.amount if order.amount is not None else order.quote_amount, 8)
+        if order.trigger_price is not None:  # "sell 0.1 XBTUSDT @ stop loss 60000.0 -> limit 59000.0"
+            kind = order.stop_kind.removesuffix("-limit").replace("-", " ")
+            text = f"{order.side} {volume} {altname} @ {kind} {self._px(order.symbol, order.trigger_price)}"
+            if order.type == "limit" and order.price is not None:
+                text += f" -> limit {self._px(order.symbol, order.price)}"
+            return text
         text = f"{order.side} {volume} {altname} @ {order.type}"
         if order.type == "limit" and order.price is not None:
             text += f" {self._px(order.symbol, order.price)}"
@@ -500,6 +538,10 @@ class KrakenFrontend(Frontend):
     def _order_json(self, order: Order, with_trades: bool) -> dict[str, Any]:
         status = {"open": "open", "filled": "closed", "canceled": "canceled"}[order.status]
         price_text = self._px(order.symbol, order.price) if order.price is not None else "0"
+        price2_text = "0"
+        if order.trigger_price is not None:  # a stop order: price is the trigger, price2 the limit
+            price2_text = price_text
+            price_text = self._px(order.symbol, order.trigger_price)
         result: dict[str, Any] = {
             "refid": None,
             "userref": order.user_ref if order.user_ref is not None else 0,
@@ -510,9 +552,9 @@ class KrakenFrontend(Frontend):
             "descr": {
                 "pair": pair_names(order.symbol)[1],
                 "type": order.side,
-                "ordertype": order.type,
+                "ordertype": order.stop_kind or order.type,
                 "price": price_text,
-                "price2": "0",
+                "price2": price2_text,
                 "leverage": "none",
                 "order": self._descr(order),
                 "close": "",
@@ -522,8 +564,10 @@ class KrakenFrontend(Frontend):
             "cost": fmt(order.cost, 8),
             "fee": fmt(order.fee, 8),
             "price": self._px(order.symbol, order.average) if order.average is not None else "0.00000",
-            "stopprice": "0.00000",
-            "limitprice": "0.00000",
+            "stopprice": self._px(order.symbol, order.trigger_price)
+            if order.triggered and order.trigger_price is not None
+            else "0.00000",
+            "limitprice": price2_text if order.triggered and order.type == "limit" else "0.00000",
             "misc": "",
             "oflags": "fciq" + (",post" if order.post_only else ""),
         }

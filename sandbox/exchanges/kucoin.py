@@ -84,6 +84,7 @@ LEDGER_ERRORS: dict[ErrorKind, tuple[str, str]] = {
     ErrorKind.BAD_ARGUMENT: ("400100", "Parameter error."),
     ErrorKind.UNKNOWN_ORDER: ("400100", "order_not_exist"),
     ErrorKind.ORDER_NOT_OPEN: ("400100", "order_not_exist_or_not_allow_to_cancel"),
+    ErrorKind.WOULD_TRIGGER: ("400100", "Parameter error: stopPrice is invalid."),
 }
 
 
@@ -144,6 +145,13 @@ class KucoinFrontend(Frontend):
             ("DELETE", "/api/v1/hf/orders/sync/client-order/{clientOid}", self.cancel_by_client_hf),
             ("DELETE", "/api/v1/hf/orders/sync/{orderId}", self.cancel_order_hf),
             ("DELETE", "/api/v1/hf/orders/{orderId}", self.cancel_order_hf),
+            ("POST", "/api/v1/stop-order", self.new_stop_order),
+            ("GET", "/api/v1/stop-order", self.list_stop_orders),
+            ("GET", "/api/v1/stop-order/queryOrderByClientOid", self.get_stop_by_client),
+            ("DELETE", "/api/v1/stop-order/cancelOrderByClientOid", self.cancel_stop_by_client),
+            ("DELETE", "/api/v1/stop-order/cancel", self.cancel_stop_orders),
+            ("GET", "/api/v1/stop-order/{orderId}", self.get_stop_order),
+            ("DELETE", "/api/v1/stop-order/{orderId}", self.cancel_stop_order),
             ("GET", "/api/v1/fills", self.fills),
             ("GET", "/api/v1/limit/fills", self.recent_fills),
             ("GET", "/api/v1/hf/fills", self.hf_fills),
@@ -164,6 +172,7 @@ class KucoinFrontend(Frontend):
     def is_order_creation(self, request: web.Request) -> bool:
         return request.method == "POST" and request.path in (
             "/api/v1/orders",
+            "/api/v1/stop-order",
             "/api/v1/hf/orders",
             "/api/v1/hf/orders/sync",
         )
@@ -589,12 +598,25 @@ class KucoinFrontend(Frontend):
             )
         else:
             result.update({"isActive": order.is_open, "stopTriggered": False, "stopPrice": "0"})
+        if order.is_stop:  # a triggered stop order, now a regular one
+            result.update(
+                {
+                    "stop": order.stop_kind,
+                    "stopTriggered": True,
+                    "stopPrice": fmt(order.trigger_price or Decimal(0)),
+                }
+            )
         return result
 
     def _find(self, params: dict[str, Any], account: Account, by_client: bool) -> Order:
+        """A regular order (a stop order only once it has triggered: until then it lives apart)."""
         if by_client:
-            return self.ledger.get_order(account, client_id=str(params["clientOid"]))
-        return self.ledger.get_order(account, order_id=str(params["orderId"]))
+            order = self.ledger.get_order(account, client_id=str(params["clientOid"]))
+        else:
+            order = self.ledger.get_order(account, order_id=str(params["orderId"]))
+        if not _on_book(order):
+            raise LedgerError(ErrorKind.UNKNOWN_ORDER)
+        return order
 
     def get_order(self, params: dict[str, Any], account: Account) -> Any:
         return self._order_json(self._find(params, account, False))
@@ -634,18 +656,164 @@ class KucoinFrontend(Frontend):
         self._symbol(params)
         return {"clientOid": self._cancel(params, account, True).client_id}
 
+    def _cancel_regular(self, account: Account, symbol: str | None) -> list[Order]:
+        orders = [o for o in self.ledger.list_orders(account, symbol, "open") if _on_book(o)]
+        return [self.ledger.cancel_order(account, o.id) for o in orders]
+
     def cancel_all(self, params: dict[str, Any], account: Account) -> Any:
         symbol = self._symbol(params, required=False)
-        return {"cancelledOrderIds": [o.id for o in self.ledger.cancel_all(account, symbol)]}
+        return {"cancelledOrderIds": [o.id for o in self._cancel_regular(account, symbol)]}
 
     def cancel_all_hf(self, params: dict[str, Any], account: Account) -> Any:
         symbol = self._symbol(params)
-        self.ledger.cancel_all(account, symbol)
+        self._cancel_regular(account, symbol)
         return "success"
+
+    # -- stop orders (``/api/v1/stop-order``): they live here until triggered, then as regular orders -----
+    def new_stop_order(self, params: dict[str, Any], account: Account) -> Any:
+        client_oid = params.get("clientOid")
+        if not client_oid:
+            raise KucoinError("400100", "validation.createOrder.clientOidIsRequired")
+        if len(str(client_oid)) > 40:
+            raise KucoinError("400100", "validation.createOrder.clientOidInvalid")
+        symbol = self._symbol(params)
+        assert symbol is not None
+        side, order_type = params.get("side"), params.get("type", "limit")
+        if side not in ("buy", "sell"):
+            raise KucoinError("400100", "Parameter error: side is invalid.")
+        if order_type not in ("limit", "market"):
+            raise KucoinError("400100", "Parameter error: type is invalid.")
+        stop = str(params.get("stop") or "loss")
+        if stop not in ("loss", "entry"):
+            raise KucoinError("400100", "Parameter error: stop is invalid.")
+        stop_price = to_decimal(_str(params.get("stopPrice")))
+        if stop_price is None:
+            raise KucoinError("400100", "Parameter error: stopPrice is required.")
+        size, price = to_decimal(_str(params.get("size"))), to_decimal(_str(params.get("price")))
+        if size is None:
+            raise KucoinError("400100", "Parameter error: size is required.")
+        if order_type == "limit" and price is None:
+            raise KucoinError("400100", "Parameter error: price and size are required.")
+        order = self.ledger.create_stop_order(
+            account,
+            symbol,
+            side,
+            order_type,
+            size,
+            stop_price,
+            "down" if stop == "loss" else "up",  # loss: last <= stopPrice; entry: last >= stopPrice
+            price if order_type == "limit" else None,
+            str(client_oid),
+            stop,
+            str(params.get("timeInForce") or "GTC").upper(),
+        )
+        return {"orderId": order.id}
+
+    def _stop_json(self, order: Order) -> dict[str, Any]:
+        spec = self.market.spec(order.symbol)
+        return {
+            "id": order.id,
+            "symbol": self._id(order.symbol),
+            "userId": f"{self.ledger.accounts[order.api_key].uid:024x}",
+            "status": "NEW",
+            "type": order.type,
+            "side": order.side,
+            "price": fmt(order.price or Decimal(0)),
+            "size": fmt(order.amount or Decimal(0)),
+            "funds": None,
+            "stp": None,
+            "timeInForce": order.time_in_force,
+            "cancelAfter": -1,
+            "postOnly": False,
+            "hidden": False,
+            "iceberg": False,
+            "visibleSize": None,
+            "channel": "API",
+            "clientOid": order.client_id,
+            "remark": None,
+            "tags": None,
+            "orderTime": order.created_ms * 1_000_000,
+            "domainId": "kucoin",
+            "tradeSource": "USER",
+            "tradeType": "TRADE",
+            "feeCurrency": spec.quote,
+            "takerFeeRate": fmt(FEES.taker),
+            "makerFeeRate": fmt(FEES.maker),
+            "createdAt": order.created_ms,
+            "stop": order.stop_kind,
+            "stopTriggerTime": None,
+            "stopPrice": fmt(order.trigger_price or Decimal(0)),
+        }
+
+    def _waiting_stop(
+        self, account: Account, order_id: str | None = None, client_id: str | None = None
+    ) -> Order:
+        """An untriggered stop order (triggered or cancelled, the stop-order endpoints no longer know it)."""
+        order = self.ledger.get_order(account, order_id, client_id)
+        if not order.waiting:
+            raise LedgerError(ErrorKind.UNKNOWN_ORDER)
+        return order
+
+    def list_stop_orders(self, params: dict[str, Any], account: Account) -> Any:
+        symbol = self._symbol(params, required=False)
+        ids = {i for i in str(params.get("orderIds") or "").split(",") if i}
+        side, kind = params.get("side"), params.get("type")
+        orders = [
+            o
+            for o in reversed(self.ledger.list_orders(account, symbol, "open"))
+            if o.waiting
+            and (not ids or o.id in ids)
+            and (not side or o.side == side)
+            and (not kind or o.type == kind)
+        ]
+        return _page(orders, params, self._stop_json)
+
+    def get_stop_order(self, params: dict[str, Any], account: Account) -> Any:
+        return self._stop_json(self._waiting_stop(account, order_id=str(params["orderId"])))
+
+    def get_stop_by_client(self, params: dict[str, Any], account: Account) -> Any:
+        client_oid = params.get("clientOid")
+        if not client_oid:
+            raise KucoinError("400100", "Parameter error: clientOid is required.")
+        symbol = self._symbol(params, required=False)
+        try:
+            order = self._waiting_stop(account, client_id=str(client_oid))
+        except LedgerError:
+            return []
+        return [self._stop_json(order)] if symbol is None or order.symbol == symbol else []
+
+    def _cancel_stop(self, account: Account, order_id: str | None, client_id: str | None) -> Order:
+        try:
+            order = self._waiting_stop(account, order_id, client_id)
+            return self.ledger.cancel_order(account, order.id)
+        except LedgerError as exc:
+            if exc.kind in (ErrorKind.UNKNOWN_ORDER, ErrorKind.ORDER_NOT_OPEN):
+                raise KucoinError("400100", "order_not_exist_or_not_allow_to_cancel") from exc
+            raise
+
+    def cancel_stop_order(self, params: dict[str, Any], account: Account) -> Any:
+        return {"cancelledOrderIds": [self._cancel_stop(account, str(params["orderId"]), None).id]}
+
+    def cancel_stop_by_client(self, params: dict[str, Any], account: Account) -> Any:
+        client_oid = params.get("clientOid")
+        if not client_oid:
+            raise KucoinError("400100", "Parameter error: clientOid is required.")
+        order = self._cancel_stop(account, None, str(client_oid))
+        return {"cancelledOrderId": order.id, "clientOid": order.client_id}
+
+    def cancel_stop_orders(self, params: dict[str, Any], account: Account) -> Any:
+        symbol = self._symbol(params, required=False)
+        ids = {i for i in str(params.get("orderIds") or "").split(",") if i}
+        orders = [
+            o
+            for o in self.ledger.list_orders(account, symbol, "open")
+            if o.waiting and (not ids or o.id in ids)
+        ]
+        return {"cancelledOrderIds": [self.ledger.cancel_order(account, o.id).id for o in orders]}
 
     def _select(self, params: dict[str, Any], account: Account, status: str | None) -> list[Order]:
         symbol = self._symbol(params, required=False)
-        orders = self.ledger.list_orders(account, symbol, status)
+        orders = [o for o in self.ledger.list_orders(account, symbol, status) if _on_book(o)]
         side, kind = params.get("side"), params.get("type")
         start, end = _int(params.get("startAt")), _int(params.get("endAt"))
         orders = [
@@ -688,7 +856,7 @@ class KucoinFrontend(Frontend):
             "fee": fmt(fill.fee),
             "feeRate": fmt(FEES.maker if fill.maker else FEES.taker),
             "feeCurrency": fill.fee_asset,
-            "stop": "",
+            "stop": order.stop_kind if order.is_stop else "",
             "type": order.type,
             "createdAt": fill.ts_ms,
             "tradeType": "TRADE",
@@ -718,6 +886,11 @@ class KucoinFrontend(Frontend):
         limit = min(_int(params.get("limit")) or 100, 100)
         fills = self._fills(params, account)[:limit]
         return {"items": [{**self._fill_json(f), "id": f.seq} for f in fills], "lastId": 0}
+
+
+def _on_book(order: Order) -> bool:
+    """Whether the regular order endpoints know the order: not a stop order before it triggered."""
+    return not order.is_stop or order.triggered
 
 
 def _page(items: list[Any], params: dict[str, Any], render: Any) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """Accounts, orders and trades of one emulated exchange, matched against a shared :class:`Market`.
 
 Market orders fill at once by walking the book (taker fee); limit orders that do not cross rest, lock their
-funds, and fill whole at their limit price (maker fee) once the market crosses them. Amounts are Decimal.
+funds, and fill whole at their limit price (maker fee) once the market crosses them. Stop orders (stop-loss,
+take-profit) wait with their funds locked until the last price crosses their trigger price (``down``: at or
+below it, ``up``: at or above it), then become market or limit orders and fill as those do. Amounts are
+Decimal.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from enum import StrEnum
 from sandbox.exchanges.market import Level, Market, SymbolSpec, is_multiple
 
 FEE_QUANTUM = Decimal("1e-8")
+DIRECTIONS = ("down", "up")
 
 
 class ErrorKind(StrEnum):
@@ -31,6 +35,7 @@ class ErrorKind(StrEnum):
     NO_LIQUIDITY = "no_liquidity"
     POST_ONLY_WOULD_TAKE = "post_only_would_take"
     TRADING_DISABLED = "trading_disabled"
+    WOULD_TRIGGER = "would_trigger"  # a stop order whose trigger is already crossed (where refused)
 
 
 class LedgerError(Exception):
@@ -127,10 +132,26 @@ class Order:
     fills: list[Fill] = field(default_factory=list)
     locked_asset: str = ""
     locked_amount: Decimal = Decimal(0)
+    # stop orders: the trigger, its direction ("down": last <= trigger, "up": last >= trigger), the
+    # exchange's own name of the order type, and whether (when) it has triggered
+    trigger_price: Decimal | None = None
+    trigger_dir: str = ""
+    stop_kind: str = ""
+    triggered: bool = False
+    triggered_ms: int = 0
 
     @property
     def is_open(self) -> bool:
         return self.status == "open"
+
+    @property
+    def is_stop(self) -> bool:
+        return self.trigger_price is not None
+
+    @property
+    def waiting(self) -> bool:
+        """A stop order that has not triggered yet."""
+        return self.is_stop and not self.triggered and self.is_open
 
     @property
     def average(self) -> Decimal | None:
@@ -348,6 +369,119 @@ class Ledger:
     def cancel_all(self, account: Account, symbol: str | None = None) -> list[Order]:
         return [self.cancel_order(account, o.id) for o in self.list_orders(account, symbol, "open")]
 
+    def create_stop_order(
+        self,
+        account: Account,
+        symbol: str,
+        side: str,
+        type_: str,
+        amount: Decimal,
+        trigger_price: Decimal,
+        trigger_dir: str,
+        price: Decimal | None = None,
+        client_id: str | None = None,
+        stop_kind: str = "",
+        time_in_force: str = "GTC",
+        reject_immediate: bool = False,
+        validate_only: bool = False,
+    ) -> Order:
+        """A stop order: it waits (its funds locked) until the last price crosses ``trigger_price`` in
+        ``trigger_dir``, then becomes a ``type_`` (market or limit at ``price``) order. One whose trigger is
+        already crossed is refused with ``reject_immediate`` (Binance), else it triggers at once."""
+        self.market.sync()
+        spec = self.spec(symbol)
+        if not account.can_trade:
+            raise LedgerError(ErrorKind.TRADING_DISABLED)
+        if side not in ("buy", "sell") or type_ not in ("market", "limit") or trigger_dir not in DIRECTIONS:
+            raise LedgerError(ErrorKind.BAD_ARGUMENT, f"{side} {type_} {trigger_dir}")
+        if type_ == "limit" and price is None:
+            raise LedgerError(ErrorKind.BAD_ARGUMENT, "stop-limit orders need a price")
+        if trigger_price <= 0:
+            raise LedgerError(ErrorKind.BAD_ARGUMENT, "trigger price must be positive")
+        if not is_multiple(trigger_price, spec.tick):
+            raise LedgerError(ErrorKind.PRICE_TICK, str(trigger_price))
+        reference = price if price is not None else trigger_price
+        self._check_filters(spec, symbol, type_, side, amount, reference, None)
+        if client_id is not None and self._client_id_taken(account, client_id):
+            raise LedgerError(ErrorKind.DUPLICATE_CLIENT_ID, client_id)
+        last = self.market.price(symbol)
+        crossed = last <= trigger_price if trigger_dir == "down" else last >= trigger_price
+        if crossed and reject_immediate:
+            raise LedgerError(ErrorKind.WOULD_TRIGGER, str(trigger_price))
+        lock_asset, lock_amount = self._lock_for(spec, side, amount, reference)
+        if account.free(lock_asset) < lock_amount:
+            raise LedgerError(ErrorKind.INSUFFICIENT_FUNDS, lock_asset)
+        now = self.market.now_ms()
+        seq = next(self._order_seq)
+        order = Order(
+            self._order_id(seq),
+            seq,
+            account.api_key,
+            symbol,
+            side,
+            type_,
+            amount,
+            price,
+            None,
+            client_id,
+            None,
+            time_in_force,
+            False,
+            created_ms=now,
+            updated_ms=now,
+            trigger_price=trigger_price,
+            trigger_dir=trigger_dir,
+            stop_kind=stop_kind,
+        )
+        if validate_only:
+            return order
+        account.lock(lock_asset, lock_amount)
+        order.locked_asset, order.locked_amount = lock_asset, lock_amount
+        self._register(order)
+        if crossed:
+            self._trigger(account, order)
+        return order
+
+    def _trigger(self, account: Account, order: Order) -> None:
+        """A stop order's trigger was crossed: it becomes a market or limit order now."""
+        now = self.market.now_ms()
+        order.triggered, order.triggered_ms, order.updated_ms = True, now, now
+        self._release(account, order)
+        spec = self.spec(order.symbol)
+        assert order.amount is not None
+        if order.type == "market":
+            fills = self.market.walk_book(order.symbol, order.side, order.amount)
+            try:
+                if fills is None:
+                    raise LedgerError(ErrorKind.NO_LIQUIDITY)
+                self._check_taker_funds(account, spec, order.side, fills)
+            except LedgerError:
+                order.status = "canceled"  # the exchange expires a triggered order it cannot fill
+                return
+            self._execute(account, order, fills, maker=False)
+            return
+        assert order.price is not None
+        crosses = (order.side == "buy" and order.price >= self.market.best_ask(order.symbol)) or (
+            order.side == "sell" and order.price <= self.market.best_bid(order.symbol)
+        )
+        taken = None
+        if crosses:
+            taken = self.market.walk_book(order.symbol, order.side, order.amount, order.price)
+        if taken is not None:
+            try:
+                self._check_taker_funds(account, spec, order.side, taken)
+            except LedgerError:
+                order.status = "canceled"
+                return
+            self._execute(account, order, taken, maker=False)
+            return
+        lock_asset, lock_amount = self._lock_for(spec, order.side, order.amount, order.price)
+        if account.free(lock_asset) < lock_amount:
+            order.status = "canceled"
+            return
+        account.lock(lock_asset, lock_amount)
+        order.locked_asset, order.locked_amount = lock_asset, lock_amount
+
     # -- internals -------------------------------------------------------------------------------------------
     def _check_filters(
         self,
@@ -471,8 +605,13 @@ class Ledger:
     def _on_price(self, symbol: str, low: Decimal, high: Decimal, last: Decimal) -> None:
         if symbol not in self.symbols:
             return
+        for order in [o for o in self.orders.values() if o.waiting and o.symbol == symbol]:
+            assert order.trigger_price is not None
+            trigger = order.trigger_price
+            if (low <= trigger) if order.trigger_dir == "down" else (high >= trigger):
+                self._trigger(self.accounts[order.api_key], order)
         half = self.market.half_spread(symbol)
-        for order in [o for o in self.orders.values() if o.is_open and o.symbol == symbol]:
+        for order in [o for o in self.orders.values() if o.is_open and o.symbol == symbol and not o.waiting]:
             assert order.price is not None and order.amount is not None
             crossed = (order.side == "buy" and low + half <= order.price) or (
                 order.side == "sell" and high - half >= order.price

@@ -49,6 +49,8 @@ from services.exchanges.types import (
     OrderStatus,
     OrderType,
     Side,
+    StopKind,
+    StopSupport,
     Ticker,
 )
 from services.exchanges.urls import rebase_urls
@@ -75,6 +77,15 @@ BOOK_DEPTHS: dict[str, tuple[int, ...] | None] = {
     "kucoin": (20, 100),
 }
 BOOK_CAP = {"binance": 5000, "kraken": 500, "kucoin": 100}
+# Native protective orders on spot, as we send them (a market sell with ccxt's stopLossPrice/takeProfitPrice):
+# Binance STOP_LOSS / TAKE_PROFIT, Kraken stop-loss / take-profit, KuCoin stop orders (stop=loss / entry).
+# None of them is sent as an OCO pair by this product (Binance has OCO lists; not used).
+NATIVE_STOPS: dict[str, StopSupport] = {
+    "binance": StopSupport(stop_loss=True, take_profit=True),
+    "kraken": StopSupport(stop_loss=True, take_profit=True),
+    "kucoin": StopSupport(stop_loss=True, take_profit=True),
+}
+STOP_PARAM: dict[str, str] = {"sl": "stopLossPrice", "tp": "takeProfitPrice"}
 # the exact (string) quote amount of an order in each exchange's payload
 EXACT_COST_FIELD = {"binance": "cummulativeQuoteQty", "kraken": "cost", "kucoin": "dealFunds"}
 _STATUSES: frozenset[str] = frozenset({"open", "closed", "canceled", "rejected", "expired"})
@@ -586,14 +597,14 @@ class CcxtExchangeClient:
         return await self._complete(info, last, fallback)
 
     async def _reconcile(
-        self, info: MarketInfo, client_order_id: str, cause: ExchangeError | None
+        self, info: MarketInfo, client_order_id: str, cause: ExchangeError | None, *, stop: bool = False
     ) -> OrderResult:
         not_found = 0
         last_answered = False
         for attempt in range(self._lookup_attempts):
             await self._sleep(backoff_delay(attempt, self._lookup_base_delay, 4.0, jitter=False))
             try:
-                raw = await self._find_raw(info, client_order_id)
+                raw = await self._find_raw(info, client_order_id, stop=stop)
             except ExchangeError as exc:
                 log.info(
                     "%s: lookup %d of %s failed: %s", self.exchange_id, attempt + 1, client_order_id, exc
@@ -610,9 +621,20 @@ class CcxtExchangeClient:
             raise OrderNotPlaced(**params) from cause
         raise OrderOutcomeUnknown(**params) from cause
 
-    async def _find_raw(self, info: MarketInfo, client_order_id: str) -> Mapping[str, Any] | None:
-        """The ccxt order with this client id, or None; one attempt per request (no retry)."""
+    async def _find_raw(
+        self, info: MarketInfo, client_order_id: str, *, stop: bool = False
+    ) -> Mapping[str, Any] | None:
+        """The ccxt order with this client id, or None; one attempt per request (no retry).
+
+        ``stop``: the order may be a stop order; KuCoin keeps those on their own endpoints until they trigger
+        (by client id it answers an empty list there once the order triggered or ended)."""
         ex = self._exchange
+        if stop and self.exchange_id == "kucoin":
+            waiting = await self._once(
+                lambda: ex.fetch_order(None, info.symbol, {"clientOrderId": client_order_id, "trigger": True})
+            )
+            if waiting.get("id"):
+                return cast(Mapping[str, Any], waiting)
         if self.exchange_id == "kraken":  # QueryOrders needs a txid: search the open and closed lists
             query = {"clientOrderId": client_order_id}
             for fetch in (ex.fetch_open_orders, ex.fetch_closed_orders):
@@ -697,6 +719,135 @@ class CcxtExchangeClient:
             if order.get("symbol") in (self._infos or {}):
                 results.append(self._order_result(self._lookup(order["symbol"]), order, None, None))
         return results
+
+    # -- protective (stop) orders ------------------------------------------------------------------------
+    def stop_support(self) -> StopSupport:
+        """Native protective orders this exchange takes on spot: our table, confirmed by ccxt's features."""
+        table = NATIVE_STOPS.get(self.exchange_id, StopSupport())
+        features = ((self._exchange.features or {}).get("spot") or {}).get("createOrder") or {}
+        return StopSupport(
+            stop_loss=table.stop_loss and bool(features.get("stopLossPrice")),
+            take_profit=table.take_profit and bool(features.get("takeProfitPrice")),
+            oco=False,
+        )
+
+    async def place_stop(
+        self, symbol: str, kind: StopKind, amount: Decimal, trigger_price: Decimal, client_order_id: str
+    ) -> OrderResult:
+        """Place a protective sell that waits on the exchange until the last price crosses ``trigger_price``
+        (down for a stop-loss, up for a take-profit), then sells ``amount`` at market.
+
+        Checked locally first (precision, minimum amount and notional at the trigger price:
+        :class:`OrderBelowMinimum`); sent ONCE with ``client_order_id`` and, after a timeout / 5xx, looked up
+        by it as :meth:`place_order` does. Unsupported -> :class:`InvalidOrderError` ("not supported")."""
+        self._require_credentials()
+        if not self.stop_support().supports(kind):
+            raise InvalidOrderError(exchange=self.exchange_id, detail=f"native {kind} not supported")
+        if not client_order_id:
+            raise InvalidOrderError(exchange=self.exchange_id, detail="client order id required")
+        info = await self.market(symbol)
+        amount_q, _ = self._check_order(info, "market", Decimal(amount), None)
+        trigger = self.price_to_precision(info.symbol, trigger_price)
+        if trigger <= 0:
+            raise InvalidOrderError(exchange=self.exchange_id, detail="trigger price below the price tick")
+        self._check_limits(info, amount_q, trigger)
+        params: dict[str, Any] = {"clientOrderId": client_order_id, STOP_PARAM[kind]: float(trigger)}
+        fallback = {
+            "clientOrderId": client_order_id,
+            "type": "market",
+            "side": "sell",
+            "amount": amount_q,
+            "triggerPrice": trigger,
+        }
+        try:
+            created = await self._once(
+                lambda: self._exchange.create_order(
+                    info.symbol, "market", "sell", float(amount_q), None, dict(params)
+                )
+            )
+        except ExchangeUnavailable:
+            raise
+        except DuplicateOrderError:
+            existing = await self._find_stop_or_none(info, client_order_id)
+            if existing is None:
+                raise
+            return await self._complete(info, existing, fallback)
+        except (ExchangeRateLimited, ExchangeTemporaryError) as exc:
+            if isinstance(exc, ExchangeRateLimited) or exc.params.get("reason") in ("clock", "maintenance"):
+                raise
+            return await self._reconcile(info, client_order_id, exc, stop=True)
+        except ExchangeError:
+            raise
+        except Exception as exc:
+            log.warning("%s: unexpected %s creating a stop; reconciling", self.exchange_id, type(exc))
+            return await self._reconcile(info, client_order_id, None, stop=True)
+        if created.get("status") in _STATUSES and created.get("filled") is not None:
+            return await self._complete(info, created, fallback)  # Binance: the full order
+        if created.get("id"):  # Kraken, KuCoin: the id only; a stop that triggered at once is followed up
+            return await self._complete(info, {**created, "status": "open", "filled": 0}, fallback)
+        try:
+            found = await self._find_stop_raw(info, client_order_id)
+        except ExchangeError as exc:
+            log.warning("%s: stop %s placed but not fetched: %s", self.exchange_id, client_order_id, exc)
+            found = None
+        raw = found if found is not None else {**created, "status": "open"}
+        return await self._complete(info, raw, fallback)
+
+    async def _find_stop_raw(self, info: MarketInfo, client_order_id: str) -> Mapping[str, Any] | None:
+        """A stop order by its client id (retried on temporary errors), or None."""
+        return await retry(
+            lambda: self._find_raw(info, client_order_id, stop=True),
+            attempts=self._retry_attempts,
+            base_delay=self._retry_base_delay,
+            max_delay=self._retry_max_delay,
+            sleep=self._sleep,
+        )
+
+    async def _find_stop_or_none(self, info: MarketInfo, client_order_id: str) -> Mapping[str, Any] | None:
+        try:
+            return await self._find_stop_raw(info, client_order_id)
+        except ExchangeError:
+            return None
+
+    async def find_stop(self, symbol: str, client_order_id: str) -> OrderResult | None:
+        """The stop order placed with ``client_order_id`` in its current state (``open`` while it waits,
+        ``closed`` once it triggered and filled, ``canceled``...), or None if the exchange has none."""
+        self._require_credentials()
+        info = await self.market(symbol)
+        raw = await self._find_stop_raw(info, client_order_id)
+        return None if raw is None else await self._complete(info, raw)
+
+    async def cancel_stop(
+        self, symbol: str, exchange_order_id: str | None, client_order_id: str
+    ) -> OrderResult | None:
+        """Cancel a waiting stop order; returns its final state (``canceled``, or ``closed`` if it triggered
+        and filled first), or None if the exchange does not know it."""
+        self._require_credentials()
+        info = await self.market(symbol)
+        params: dict[str, Any] = {"trigger": True} if self.exchange_id == "kucoin" else {}
+        if exchange_order_id:
+            try:
+                await self._call(
+                    lambda: self._exchange.cancel_order(exchange_order_id, info.symbol, dict(params))
+                )
+            except OrderNotFoundError:
+                pass  # triggered (or ended) already: its final state says what happened
+            except InvalidOrderError as exc:
+                if not (self.exchange_id == "kraken" and type(exc) is InvalidOrderError):
+                    raise
+        raw = await self._find_stop_raw(info, client_order_id)
+        if raw is None:
+            return None
+        if raw.get("status") == "open" and not exchange_order_id and raw.get("id"):
+            order_id = str(raw["id"])
+            await self._call(lambda: self._exchange.cancel_order(order_id, info.symbol, dict(params)))
+            raw = await self._find_stop_raw(info, client_order_id)
+            if raw is None:
+                return None
+        result = await self._complete(info, raw)
+        if result.status == "open" and self.exchange_id == "kucoin" and result.filled == 0:
+            return None  # should not happen: KuCoin answered the cancel but still lists the order
+        return result
 
     # -- order conversion ----------------------------------------------------------------------------------
     async def _complete(
@@ -791,6 +942,12 @@ class CcxtExchangeClient:
         if order_type == "limit":
             limit_price = to_decimal(raw.get("price")) or to_decimal(fb.get("price"))
         fee_cost, fee_asset = fee if fee is not None else (_ZERO, None)
+        trigger = (
+            to_decimal(raw.get("triggerPrice"))
+            or to_decimal(raw.get("stopLossPrice"))
+            or to_decimal(raw.get("takeProfitPrice"))
+            or to_decimal(fb.get("triggerPrice"))
+        )
         return OrderResult(
             exchange_order_id=str(raw.get("id") or ""),
             client_order_id=raw.get("clientOrderId") or fb.get("clientOrderId"),
@@ -805,4 +962,5 @@ class CcxtExchangeClient:
             cost=tidy(cost) if cost else _ZERO,
             fee=tidy(fee_cost) if fee_cost else _ZERO,
             fee_asset=fee_asset,
+            trigger_price=trigger,
         )

@@ -96,6 +96,23 @@ class OrderResult:
     cost: Decimal  # quote spent or received (filled part)
     fee: Decimal
     fee_asset: str | None
+    trigger_price: Decimal | None = None  # a stop order's trigger
+
+
+StopKind = Literal["sl", "tp"]
+
+
+@dataclass(frozen=True, slots=True)
+class StopSupport:
+    """Which protective orders an exchange takes natively on spot (a sell that waits for its trigger price,
+    its base asset reserved meanwhile); ``oco``: a stop-loss and a take-profit that cancel each other."""
+
+    stop_loss: bool = False
+    take_profit: bool = False
+    oco: bool = False
+
+    def supports(self, kind: StopKind) -> bool:
+        return self.stop_loss if kind == "sl" else self.take_profit
 
 
 class ExchangeClient(Protocol):
@@ -127,6 +144,14 @@ class ExchangeClient(Protocol):
     async def fetch_order(self, symbol: str, exchange_order_id: str) -> OrderResult: ...
     async def cancel_order(self, symbol: str, exchange_order_id: str) -> OrderResult | None: ...
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderResult]: ...
+    def stop_support(self) -> StopSupport: ...
+    async def place_stop(
+        self, symbol: str, kind: StopKind, amount: Decimal, trigger_price: Decimal, client_order_id: str
+    ) -> OrderResult: ...
+    async def find_stop(self, symbol: str, client_order_id: str) -> OrderResult | None: ...
+    async def cancel_stop(
+        self, symbol: str, exchange_order_id: str | None, client_order_id: str
+    ) -> OrderResult | None: ...
     async def withdrawal_enabled(self) -> bool | None: ...
     def amount_to_precision(self, symbol: str, amount: Decimal) -> Decimal: ...
     def price_to_precision(self, symbol: str, price: Decimal) -> Decimal: ...

@@ -231,6 +231,8 @@ class LiveOrders:
             _store(position, state, now)
         else:
             state = _state(position) if position is not None else PositionState()
+        if position is not None and order.order_type != "stop" and position.protection is not None:
+            position.protection = None  # its amount changed: the native stop is placed again for it
         order.realized_pnl = realized or ZERO
         order.position_id = position.id if position is not None else None
         await self.session.flush()

@@ -20,6 +20,7 @@ from db.types import utcnow
 from services.errors import AppError, NotFoundError, ValidationError
 from services.trading.live import LiveOrders
 from services.trading.paper import limit_crossed, walk_book
+from services.trading.protections import NONE, NativeStops, Protection
 from services.trading.service import (
     ConfirmationExpired,
     Execution,
@@ -30,6 +31,8 @@ from services.users import UserProfile
 
 ZERO = Decimal(0)
 log = structlog.get_logger(__name__)
+#: the watcher places a live position's native protection only this long after its last order
+ARM_DELAY = timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +201,13 @@ class PositionService:
             live = LiveOrders(self.trading)
             if await live.in_flight(account.id, symbol):
                 raise ValidationError("trade.errors.order_in_flight", symbol=symbol)
+            if position.stop_order_id is not None:  # its native stop holds the coins: cancelled first
+                stopped = await NativeStops(self.trading).disarm(position.id, then="watched")
+                if stopped is not None:
+                    return stopped  # it had filled meanwhile: that was the close
+                position = await self.repo.open_position(account.id, symbol)
+                if position is None or position.amount <= 0:
+                    return None
             return await live.sell_position(
                 position, account, reason=reason, client_order_id=f"cu{token}{position.id:x}"[:36]
             )
@@ -225,8 +235,9 @@ class PositionService:
 
     async def set_protection(
         self, user: UserProfile, symbol: str, kind: str, price: Decimal | None
-    ) -> tuple[Position, Decimal]:
-        """Set (or clear, with None) the stop-loss or take-profit; returns the position and the price now."""
+    ) -> tuple[Position, Decimal, Protection]:
+        """Set (or clear, with None) the stop-loss or take-profit; returns the position, the price now and how
+        it is kept: on a live account the exchange's native order is placed, replaced or cancelled here."""
         _, account = await self.trading.active_account(user)
         position = await self.repo.open_position(account.id, symbol, for_update=True)
         if position is None:
@@ -252,7 +263,14 @@ class PositionService:
             details={"symbol": symbol, "price": None if price is None else str(price)},
         )
         await self.session.commit()
-        return position, now_price
+        protection = NONE
+        if not account.is_paper:
+            try:
+                protection = await NativeStops(self.trading).sync(position.id)
+            except AppError as exc:  # the old native order could not be cancelled: it stays, watched too
+                log.warning("protections.sync_failed", position_id=position.id, error=exc.message_key)
+                protection = Protection("watched", why="unavailable")
+        return position, now_price, protection
 
     async def cancel_orders(self, user: UserProfile, target: str) -> list[int]:
         """Cancel resting orders (one id, or "ALL"); their reserved funds are released at once."""
@@ -382,6 +400,7 @@ async def watch_protections(
     Each close runs in its own transaction with the position re-checked (and, on paper, locked), so two
     watchers (or a watcher and the user) never sell the same position twice; a live position with an order
     in flight is left until that order's outcome is known."""
+    triggers: list[Trigger] = await _follow_native(session_factory, trading_factory, tenant_id)
     async with session_factory() as session:
         trading = trading_factory(session)
         rows = (
@@ -391,6 +410,8 @@ async def watch_protections(
                     Position.symbol,
                     Position.stop_loss,
                     Position.take_profit,
+                    Position.protection,
+                    Position.stop_order_id,
                     ExchangeAccount.is_paper,
                     ExchangeAccount.exchange,
                 )
@@ -404,7 +425,7 @@ async def watch_protections(
             )
         ).all()
     if not rows:
-        return []
+        return triggers
     by_exchange: dict[str, set[str]] = {}
     for row in rows:
         source = trading.config.default_exchange if row.is_paper else row.exchange
@@ -424,11 +445,14 @@ async def watch_protections(
         if ticker is None:
             continue
         bid = ticker.bid or ticker.last
-        if row.stop_loss is not None and bid <= row.stop_loss:
+        # the protection placed natively is the exchange's to fire (the stop-loss if set, else take-profit)
+        native = None
+        if not row.is_paper and row.protection == "native" and row.stop_order_id is not None:
+            native = "sl" if row.stop_loss is not None else "tp"
+        if row.stop_loss is not None and native != "sl" and bid <= row.stop_loss:
             due.append((row.id, "sl", bid))
-        elif row.take_profit is not None and bid >= row.take_profit:
+        elif row.take_profit is not None and native != "tp" and bid >= row.take_profit:
             due.append((row.id, "tp", bid))
-    triggers: list[Trigger] = []
     for position_id, kind, _price in due:
         try:
             trigger = await _fire(session_factory, trading_factory, position_id, kind)
@@ -458,7 +482,7 @@ async def _fire(
         if account.is_paper:
             execution = await _fire_paper(trading, position_id, kind)
         else:
-            execution = await _fire_live(trading, position, account, kind)
+            kind, execution = await _fire_live(trading, position, account, kind)
         if execution is None:
             await session.rollback()
             return None
@@ -507,19 +531,31 @@ async def _fire_paper(trading: TradingService, position_id: int, kind: str) -> E
 
 async def _fire_live(
     trading: TradingService, position: Position, account: ExchangeAccount, kind: str
-) -> Execution | None:
+) -> tuple[str, Execution | None]:
     """A watched stop-loss or take-profit on a live account: one market sell, its client order id derived
-    from the position and how many exits it has had, so a repeat of the same trigger is the same order."""
+    from the position and how many exits it has had, so a repeat of the same trigger is the same order.
+
+    A native order of the position (the stop-loss, when the take-profit is the watched one) holds the coins:
+    it is cancelled first; if it filled meanwhile, that fill is the exit (returned with its own kind)."""
     live = LiveOrders(trading)
     if await live.in_flight(account.id, position.symbol):
-        return None  # the outcome of an earlier order is not known yet: the order watcher settles it
+        return kind, None  # the outcome of an earlier order is not known yet: the order watcher settles it
     level = position.stop_loss if kind == "sl" else position.take_profit
     if level is None:
-        return None
+        return kind, None
     ticker = await trading.market_data.public(account.exchange).fetch_ticker(position.symbol)
     bid = ticker.bid or ticker.last
     if (kind == "sl" and bid > level) or (kind == "tp" and bid < level):
-        return None  # the market came back before we could act
+        return kind, None  # the market came back before we could act
+    if position.stop_order_id is not None:
+        native_kind = "sl" if position.stop_loss is not None else "tp"
+        stopped = await NativeStops(trading).disarm(position.id, then="watched")  # not placed again
+        if stopped is not None:
+            return native_kind, stopped
+        refreshed = await trading.session.get(Position, position.id, populate_existing=True)
+        if refreshed is None or refreshed.status != "open" or refreshed.amount <= 0:
+            return kind, None
+        position = refreshed
     prefix = f"cu{kind}{position.id:x}x"
     attempts = await trading.session.scalar(
         select(func.count(Order.id)).where(
@@ -527,7 +563,102 @@ async def _fire_live(
         )
     )
     client_order_id = f"{prefix}{attempts or 0}"
-    return await live.sell_position(position, account, reason=kind, client_order_id=client_order_id)
+    return kind, await live.sell_position(position, account, reason=kind, client_order_id=client_order_id)
+
+
+async def _follow_native(
+    session_factory: async_sessionmaker[AsyncSession],
+    trading_factory: TradingFactory,
+    tenant_id: int | None,
+) -> list[Trigger]:
+    """Live positions' native orders: book those the exchange filled (once), place the ones a position
+    still needs (its protection is undecided: just bought, its amount changed, or the order was lost)."""
+    async with session_factory() as session:
+        rows = (
+            await session.execute(
+                select(Position.id, Position.stop_order_id)
+                .join(ExchangeAccount, ExchangeAccount.id == Position.account_id)
+                .where(
+                    Position.status == "open",
+                    ExchangeAccount.is_paper.is_(False),
+                    ExchangeAccount.removed_at.is_(None),
+                    of_tenant(Position.user_id, tenant_id),
+                    (Position.stop_order_id.is_not(None))
+                    | (
+                        Position.protection.is_(None)
+                        & ((Position.stop_loss.is_not(None)) | (Position.take_profit.is_not(None)))
+                    ),
+                )
+                .order_by(Position.id)
+            )
+        ).all()
+    triggers: list[Trigger] = []
+    for position_id, stop_order_id in rows:
+        try:
+            async with session_factory() as session:
+                trading = trading_factory(session)
+                stops = NativeStops(trading)
+                fired: tuple[str, Execution] | None = None
+                if stop_order_id is not None:
+                    fired = await stops.follow(position_id)
+                else:
+                    position = await session.get(Position, position_id)
+                    if position is None or await _recently_traded(trading, position):
+                        continue  # whoever traded it places the protection (or we do, a little later)
+                    protection = await stops.sync(position_id)
+                    if protection.execution is not None and protection.kind is not None:
+                        fired = (protection.kind, protection.execution)
+                if fired is None:
+                    continue
+                trigger = await _native_trigger(trading, position_id, *fired)
+                if trigger is not None:
+                    triggers.append(trigger)
+        except AppError as exc:
+            log.warning("protections.native_failed", position_id=position_id, error=exc.message_key)
+    return triggers
+
+
+async def _recently_traded(trading: TradingService, position: Position) -> bool:
+    """An order of the position's symbol in flight or just booked: the handler that sent it places the
+    native protection itself right after, so the watcher leaves the position alone for ``ARM_DELAY``."""
+    if await LiveOrders(trading).in_flight(position.account_id, position.symbol):
+        return True
+    recent = await trading.session.scalar(
+        select(Order.id)
+        .where(
+            Order.account_id == position.account_id,
+            Order.symbol == position.symbol,
+            Order.updated_at > trading.clock() - ARM_DELAY,
+        )
+        .limit(1)
+    )
+    return recent is not None
+
+
+async def _native_trigger(
+    trading: TradingService, position_id: int, kind: str, execution: Execution
+) -> Trigger | None:
+    """The notification of a native stop that filled (booked already), with its audit entry."""
+    session = trading.session
+    position = await session.get(Position, position_id, populate_existing=True)
+    order = await session.get(Order, execution.order_id)
+    user = await session.get(User, position.user_id) if position is not None else None
+    if position is None or user is None:
+        return None
+    level = order.trigger_price if order is not None and order.trigger_price is not None else ZERO
+    await trading.audit.add(
+        f"position.{kind}_hit",
+        tenant_id=user.tenant_id,
+        user_id=user.id,
+        details={
+            "symbol": execution.symbol,
+            "level": str(level),
+            "order_id": execution.order_id,
+            "native": True,
+        },
+    )
+    await session.commit()
+    return Trigger(user.telegram_id, user.locale or user.language_code, kind, execution, level)
 
 
 __all__ = [

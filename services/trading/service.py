@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ExchangeAccount, Order, PendingAction, Position, TradingProfile
@@ -28,6 +29,7 @@ from services.trading.parser import AmountUnit, RequestKind, TradeRequest
 from services.trading.pnl import PositionState
 from services.users import UserProfile
 
+log = structlog.get_logger(__name__)
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 PAPER = "paper"
@@ -130,6 +132,9 @@ class Execution:
     position_entry: Decimal
     status: str = "filled"  # filled | open (a resting limit order)
     order_type: str = "market"
+    # live: how the position's stop-loss / take-profit is kept after this order (a Protection code:
+    # native_sl | native_tp | watched_<why>), None when there is nothing to say
+    protection: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +261,11 @@ class TradingService:
         market = await client.market(request.symbol)
         held = balances[market.base].free if market.base in balances else ZERO
         quote_free = balances[market.quote].free if market.quote in balances else ZERO
+        if not account.is_paper and side == "sell":
+            from services.trading.protections import NativeStops
+
+            held += await NativeStops(self).reserved(account.id, market.symbol)  # cancelled before a sell
+            await self.session.commit()  # no transaction held across network calls
 
         book = await client.fetch_order_book(market.symbol, 50)
         if request.limit_price is not None:
@@ -605,6 +615,23 @@ class TradingService:
         async def settle_confirmation(order: Order) -> None:
             await self.repo.finish_pending(claimed, "sending", order_id=order.id)
 
+        from services.trading.protections import NativeStops
+
+        stops = NativeStops(self)
+        position_before = await self.repo.open_position(account.id, market.symbol)
+        if side == "sell" and position_before is not None and position_before.stop_order_id is not None:
+            # the position's native stop holds the coins on the exchange: cancelled before the sell
+            try:
+                stopped = await stops.disarm(position_before.id, then="watched")
+            except AppError:
+                await self.repo.finish_pending(claimed, "refused")
+                await self.session.commit()
+                raise
+            if stopped is not None:
+                await self.repo.finish_pending(claimed, "refused")
+                await self.session.commit()
+                raise ValidationError("trade.protection.filled_first", symbol=market.symbol)
+
         order, execution = await LiveOrders(self).submit(
             user.id,
             account,
@@ -655,6 +682,16 @@ class TradingService:
             price=str(execution.average_price),
         )
         await self.session.commit()
+        position = await self.repo.open_position(account.id, market.symbol)
+        if position is not None and (position.stop_loss is not None or position.take_profit is not None):
+            # the position's protection, placed on the exchange where it can be (else the watcher keeps it)
+            try:
+                protection = await stops.sync(position.id)
+            except AppError as exc:
+                log.warning("protections.sync_failed", position_id=position.id, error=exc.message_key)
+            else:
+                if protection.code is not None and side == "buy":
+                    execution = replace(execution, protection=protection.code)
         return execution
 
     async def _audit_order(self, event: str, user: UserProfile, order_id: int, **details: str) -> None:

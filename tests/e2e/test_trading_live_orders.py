@@ -107,7 +107,7 @@ async def test_cancelling_a_live_limit_order_cancels_it_on_the_exchange(
 
 
 @pytest.mark.parametrize("exchange", ["binance", "kraken", "kucoin"])
-async def test_live_stop_loss_is_watched_and_sells_at_market(
+async def test_live_stop_loss_rests_on_the_exchange_and_is_booked_once(
     tmp_path: Path, sqlite_url: str, exchange: str
 ) -> None:
     async with bot_stack(tmp_path, database_url=sqlite_url, exchanges=True, trading=FAST) as stack:
@@ -126,9 +126,11 @@ async def test_live_stop_loss_is_watched_and_sells_at_market(
             orders = (await session.scalars(select(Order).order_by(Order.id))).all()
             position = await session.scalar(select(Position))
         assert [o.reason for o in orders] == ["manual", "sl"], [(o.id, o.reason, o.status) for o in orders]
+        assert orders[1].order_type == "stop"  # native: the exchange sold, the watcher booked it
         assert all(o.status == "closed" for o in orders), [(o.id, o.side, o.status, o.filled) for o in orders]
         assert position is not None and position.status == "closed" and position.realized_pnl < 0
-        assert order_posts(stack, exchange) == 2
+        stop_posts = emulator.request_counts().get("POST /api/v1/stop-order", 0)
+        assert order_posts(stack, exchange) + stop_posts == 2
         assert emulator.balances(key.api_key).get("BTC", D(0)) < D("0.0001")
         await user.expect_silence(1.0)  # fired once
 
@@ -232,8 +234,14 @@ async def test_an_order_the_exchange_never_received_is_marked_not_placed(
             assert db_user is not None and account is not None
             trading = stack.app.services.trading(session)
             order = trading.new_order(
-                db_user.id, account, "BTC/USDT", "buy", order_type="market", amount=D("0.001"),
-                client_order_id="cu00000000deadbeef", status="sending",
+                db_user.id,
+                account,
+                "BTC/USDT",
+                "buy",
+                order_type="market",
+                amount=D("0.001"),
+                client_order_id="cu00000000deadbeef",
+                status="sending",
             )
             session.add(order)
             await session.commit()
