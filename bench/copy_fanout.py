@@ -1,16 +1,21 @@
 """Copy-trading fan-out: one leader action copied to N paper followers, each told through Telegram.
 
-    python bench/copy_fanout.py [--followers 1000] [--dbs sqlite postgres] [--concurrency 16]
+    python bench/copy_fanout.py [--followers 1000] [--dbs sqlite postgres] [--concurrency 16] [--workers 4]
 
-The leader's entry (BTC/USDT) is recorded once and `MirrorEngine.fan_out` copies it to every follower: a
-market buy of 100 USDT per follower through `AutoTrader` (balances, market rules, risk check, paper fill
-against the Binance emulator's order book over ccxt/HTTP, all in this process), a `copy_orders` row and a
-`copy_positions` row each. Then the exit is fanned out the same way (a market sell of what was copied).
-Printed per phase: total wall time, per-follower time (from taking a slot to the commit, without the wait
-for a slot) p50/p99, and orders per second. Every follower's copy is checked to be done. Then every
-follower's notification goes through the paced sender to the Telegram emulator: the time until all are
-queued and until all are sent, the achieved send rate, and the most requests the emulator saw in any second
-overall and for one chat (Telegram allows about 30 and 1).
+The way the bot does it: the leader's entry (BTC/USDT) is recorded and its id enqueued (what the leader's
+update handler waits for: "handler ms"), then the application's fan-out queue (`FanOutQueue`, `--workers`
+actions at once) copies it to every follower through `CopyRelay.run_fan_out`: a market buy of 100 USDT per
+follower through `AutoTrader` (balances, market rules, risk check, paper fill against the Binance emulator's
+order book over ccxt/HTTP, all in this process), a `copy_orders` row and a `copy_positions` row each, at most
+`--concurrency` copies in flight. Each follower is told as their copy ends, through the paced sender to the
+Telegram emulator, and the leader gets the report when the fan-out is finished. Then the exit is carried out
+the same way (a market sell of what was copied).
+
+Printed per phase: the leader's handler time; the time until every follower's copy is filled ("filled s"),
+per-follower time (from taking a slot to the commit, without the wait for a slot) p50/p99 and orders per
+second; the time until the fan-out finished with every notification queued ("queued s") and until all are
+sent ("sent s"), the send rate over the phase, and the most requests the emulator saw in any second overall
+and for one chat (Telegram allows about 30 and 1). Every follower's copy is checked to be done.
 
 Exits 0 whatever the figures are: it is a measurement.
 """
@@ -26,6 +31,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 
 from aiogram import Bot
@@ -45,6 +51,7 @@ from sandbox.telegram import TelegramEmulator
 from services.billing.entitlements import Entitlements
 from services.billing.plans import Catalogue
 from services.copytrading.mirror import CopyResult, MirrorEngine, NewAction
+from services.copytrading.queue import FanOutQueue
 from services.copytrading.relay import CopyRelay
 from services.copytrading.views import ActionView
 from services.i18n import I18n
@@ -52,16 +59,18 @@ from tests.integration.copy_support import CopyStack, copy_stack
 
 
 class TimedMirror(MirrorEngine):
-    """Records how long each follower's copy took once it had a slot."""
+    """Records how long each follower's copy took once it had a slot, and when the last one ended."""
 
     durations: list[float]
+    last_done: float = 0.0
 
     async def _copy_one(self, action: ActionView, leader_name: str, follow_id: int) -> CopyResult | None:
         started = time.perf_counter()
         try:
             return await super()._copy_one(action, leader_name, follow_id)
         finally:
-            self.durations.append(time.perf_counter() - started)
+            self.last_done = time.perf_counter()
+            self.durations.append(self.last_done - started)
 
 
 async def populate(stack: CopyStack, followers: int) -> int:
@@ -106,22 +115,34 @@ async def _leader(stack: CopyStack) -> tuple[object, int]:
     return user, leader.id
 
 
-async def phase(
-    mirror: TimedMirror, action: NewAction, followers: int
-) -> tuple[float, list[float], int, list[CopyResult]]:
-    recorded = await mirror.record_action(action)
+@dataclass
+class Phase:
+    handler: float  # record + enqueue: what the leader's update waits for
+    filled: float  # until the last follower's copy committed
+    finished: float  # until the fan-out finished: every notification and the leader's report queued
+    durations: list[float]
+    done: int
+
+
+async def phase(relay: CopyRelay, queue: FanOutQueue, action: NewAction, followers: int) -> Phase:
+    mirror = relay.mirror
+    assert isinstance(mirror, TimedMirror)
     mirror.durations = []
     started = time.perf_counter()
-    results = await mirror.fan_out(recorded.action_id)
-    total = time.perf_counter() - started
-    done = sum(r.status == "done" for r in results)
+    recorded = await mirror.record_action(action)
+    assert await relay.dispatch(recorded) is None  # queued
+    handler = time.perf_counter() - started
+    await queue.join()
+    finished = time.perf_counter() - started
+    [report] = [r for r in queue.reports if r.action_id == recorded.action_id]
+    done = report.counts.get("done", 0)
     if done != followers:
-        failed = [(r.status, r.reason) for r in results if r.status != "done"][:5]
+        failed = [(r.status, r.reason) for r in report.results if r.status != "done"][:5]
         print(f"  !! {followers - done} copies not done, e.g. {failed}")
-    return total, sorted(mirror.durations), done, results
+    return Phase(handler, mirror.last_done - started, finished, sorted(mirror.durations), done)
 
 
-async def run(db: str, url: str, followers: int, concurrency: int) -> None:
+async def run(db: str, url: str, followers: int, concurrency: int, workers: int) -> None:
     engine = create_engine(url)
     await migrate.upgrade(engine)
     factory = create_session_factory(engine)
@@ -144,13 +165,18 @@ async def run(db: str, url: str, followers: int, concurrency: int) -> None:
             mirror.config = type(mirror.config)(paper_concurrency=concurrency)
             notifier = TelegramNotifier(bot, I18n(), sender, wait_for_delivery=False)
             relay = CopyRelay(factory, mirror, lambda session: Entitlements(session, Catalogue()), notifier)
+            queue = FanOutQueue(relay, workers=workers)
             await stack.registry.public("binance").load_markets()
             await bot.get_me()
             sender.start()
-            print(f"\n{db}: {followers} paper followers, {concurrency} copies in flight")
+            queue.start()
             print(
-                f"  {'phase':<6} {'total s':>8} {'p50 ms':>8} {'p99 ms':>8} {'orders/s':>9} "
-                f"{'queued s':>9} {'sent s':>7} {'msg/s':>6} {'max/s':>6} {'chat/s':>6}"
+                f"\n{db}: {followers} paper followers, {concurrency} copies in flight, "
+                f"{workers} fan-out workers"
+            )
+            print(
+                f"  {'phase':<6} {'handler ms':>10} {'filled s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+                f"{'orders/s':>9} {'queued s':>9} {'sent s':>7} {'msg/s':>6} {'max/s':>6} {'chat/s':>6}"
             )
             for name, action in (
                 ("entry", NewAction(leader, "entry", "BTC/USDT", "buy", "post", "bench:entry")),
@@ -163,21 +189,20 @@ async def run(db: str, url: str, followers: int, concurrency: int) -> None:
             ):
                 telegram.clear_calls()
                 started = time.perf_counter()
-                total, durations, done, results = await phase(mirror, action, followers)
-                for result in results:  # every follower is told, through the paced sender
-                    await relay.notify(result)
-                queued = time.perf_counter() - started
+                result = await phase(relay, queue, action, followers)
                 await sender.join()
                 sent = time.perf_counter() - started
-                p50 = percentile(durations, 0.50) * 1000
-                p99 = percentile(durations, 0.99) * 1000
-                rate = len(results) / max(sent - queued, 1e-9)
+                p50 = percentile(result.durations, 0.50) * 1000
+                p99 = percentile(result.durations, 0.99) * 1000
+                rate = (result.done + 1) / max(sent, 1e-9)  # followers and the leader's report
                 overall = telegram.total_requests_per_second(window=1.0)
                 per_chat = telegram.max_requests_per_second(window=1.0)
                 print(
-                    f"  {name:<6} {total:>8.2f} {p50:>8.1f} {p99:>8.1f} {done / total:>9.1f} "
-                    f"{queued:>9.2f} {sent:>7.2f} {rate:>6.1f} {overall:>6} {per_chat:>6}"
+                    f"  {name:<6} {result.handler * 1000:>10.1f} {result.filled:>9.2f} {p50:>8.1f} "
+                    f"{p99:>8.1f} {result.done / result.filled:>9.1f} {result.finished:>9.2f} {sent:>7.2f} "
+                    f"{rate:>6.1f} {overall:>6} {per_chat:>6}"
                 )
+            await queue.stop()
             undelivered = sender.stats.undeliverable + sender.stats.failed
             stats = sender.stats
             print(
@@ -196,16 +221,19 @@ async def main() -> None:
     )
     parser.add_argument("--followers", type=int, default=1000)
     parser.add_argument("--dbs", nargs="+", default=["sqlite"], choices=["sqlite", "postgres"])
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=16, help="paper copies in flight")
+    parser.add_argument("--workers", type=int, default=4, help="leader actions fanned out at once")
     args = parser.parse_args()
     print(machine_facts())
     for db in args.dbs:
         if db == "sqlite":
             with tempfile.TemporaryDirectory() as tmp:
-                await run(db, f"sqlite+aiosqlite:///{tmp}/bench.db", args.followers, args.concurrency)
+                await run(
+                    db, f"sqlite+aiosqlite:///{tmp}/bench.db", args.followers, args.concurrency, args.workers
+                )
         else:
             async with scratch_postgres_database(DEFAULT_POSTGRES_URL) as url:
-                await run(db, url, args.followers, args.concurrency)
+                await run(db, url, args.followers, args.concurrency, args.workers)
 
 
 if __name__ == "__main__":

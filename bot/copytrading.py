@@ -1,4 +1,5 @@
-"""The Telegram side of copy trading: posting signal cards (with their Copy button) to leaders' channels."""
+"""The Telegram side of copy trading: posting signal cards (with their Copy button) to leaders' channels,
+and the application's fan-out queue."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from handlers.copytrading import render_card
 from keyboards.copytrading import copy_button
 from services.copytrading.mirror import CopyConfig, MirrorEngine
 from services.copytrading.publishing import SignalCard
+from services.copytrading.queue import FanOutQueue
 from services.copytrading.relay import CopyRelay
 from services.i18n import I18n
 from services.notify import Notifier
@@ -63,3 +65,9 @@ def build_copy_relay(
     )
     publisher = TelegramPublisher(bot, i18n, sender, bot_username)
     return CopyRelay(session_factory, mirror, services.entitlements, notifier, publisher)
+
+
+def build_copy_queue(relay: CopyRelay, *, workers: int = 4) -> FanOutQueue:
+    """The fan-out workers of this process (started and stopped with the application): `workers` leader
+    actions carried out at once, their copies bounded per exchange by the relay's `MirrorEngine`."""
+    return FanOutQueue(relay, workers=workers)

@@ -16,7 +16,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
 
-from bot.copytrading import build_copy_relay
+from bot.copytrading import build_copy_queue, build_copy_relay
 from bot.factory import Application, build_application, build_stripe_billing
 from bot.notifier import TelegramNotifier
 from bot.polling import Poller
@@ -31,6 +31,7 @@ from scheduler.leader import scheduler_election
 from scheduler.lock import LeaderElection, build_leader_lock
 from scheduler.setup import build_scheduler
 from services.billing.renewals import RenewalService
+from services.copytrading.queue import FanOutQueue
 from services.tenants import TenantService
 
 log = structlog.get_logger(__name__)
@@ -44,6 +45,7 @@ class RunningBot:
     scheduler: AsyncIOScheduler | None = None
     election: LeaderElection | None = None
     sender: Sender | None = None
+    copy_queue: FanOutQueue | None = None
     stripe_http: stripe.AIOHTTPClient | None = None
     port: int = 0
     _stopped: bool = field(default=False, init=False)
@@ -63,6 +65,8 @@ class RunningBot:
         if self.poller is not None:
             await self.poller.stop()
         await self.app.inbox.stop()
+        if self.copy_queue is not None:  # what it does not finish is swept by the next process
+            await self.copy_queue.stop(drain_timeout=10.0)
         if self.sender is not None:
             await self.sender.stop(drain_timeout=10.0)
         await self.runner.cleanup()
@@ -90,6 +94,7 @@ async def start_bot(settings: Settings) -> RunningBot:
     app = build_application(settings)
     sender: Sender | None = None
     election: LeaderElection | None = None
+    copy_queue: FanOutQueue | None = None
     try:
         await migrate.upgrade(app.engine)
         me = await app.bot.get_me()
@@ -130,14 +135,18 @@ async def start_bot(settings: Settings) -> RunningBot:
             bot_username=me.username or "",
         )
         app.dispatcher["copy_relay"] = copy_relay
+        # leaders' actions are copied to their followers by these workers, off the update path
+        copy_queue = build_copy_queue(copy_relay)
+        copy_queue.start()
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings.http_host, settings.http_port)
         await site.start()
         port = settings.http_port or _bound_port(runner)
-        running = RunningBot(app=app, runner=runner, port=port, sender=sender)
+        running = RunningBot(app=app, runner=runner, port=port, sender=sender, copy_queue=copy_queue)
         running.stripe_http = stripe_parts[1] if stripe_parts is not None else None
         app.inbox.start()
+        await copy_queue.sweep(tenant.id, older_than=timedelta(0))  # fan-outs a previous run left unfinished
         running.scheduler = build_scheduler(
             session_factory=app.session_factory,
             trading_factory=app.services.trading,
@@ -162,6 +171,7 @@ async def start_bot(settings: Settings) -> RunningBot:
             consensus=app.consensus,
             consensus_resolve_interval=settings.consensus.resolve_interval_seconds,
             copy_relay=copy_relay,
+            copy_queue=copy_queue,
         )
         # of the processes sharing this database, only the leader runs the jobs
         election = running.election = scheduler_election(
@@ -202,6 +212,8 @@ async def start_bot(settings: Settings) -> RunningBot:
     except BaseException:
         if election is not None:
             await election.stop()
+        if copy_queue is not None:
+            await copy_queue.stop(drain_timeout=0)
         if sender is not None:
             await sender.stop(drain_timeout=0)
         await app.close()

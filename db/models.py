@@ -652,6 +652,13 @@ class LeaderAction(Base):
     source: Mapped[str] = mapped_column(String(8))
     source_ref: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the fan-out queue (services/copytrading/queue.py): a worker holds the action while its lease runs;
+    # finished once `fanned_out_at` is set; its card is posted once (`published_at` is claimed first)
+    fanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    fanout_owner: Mapped[str | None] = mapped_column(String(32))
+    fanout_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fanout_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class CopyOrder(Base):

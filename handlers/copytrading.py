@@ -452,9 +452,12 @@ async def cmd_publish(
         raise ValidationError("copy.errors.signals_off")
     await session.commit()  # the consensus and the relay use sessions of their own
     signal = await consensus.get_signal(signal_id)
-    report = await copy_relay.publish_signal(leader, signal)
-    if report is None:
+    if signal.action not in ("buy", "sell"):
         await message.answer(i18n("copy.publish.hold"))
+        return
+    report = await copy_relay.publish_signal(leader, signal)
+    if report is None:  # the fan-out workers copy it; their report follows
+        await message.answer(i18n("copy.publish.queued", id=signal_id, symbol=signal.symbol))
         return
     await message.answer(render_copy_report(i18n, report))
 

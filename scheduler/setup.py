@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from scheduler.autotrade import autotrade_job
 from scheduler.billing import renewals_job
 from scheduler.consensus import resolve_signals_job
-from scheduler.copytrading import copy_drawdowns_job
+from scheduler.copytrading import copy_drawdowns_job, copy_fan_out_sweep_job
 from scheduler.health import HEALTH_JOB_ID, health_job, track_jobs
 from scheduler.jobs import live_orders_job, protections_job
 from scheduler.market import alerts_job, scan_job
@@ -20,6 +20,7 @@ from services.billing.renewals import RenewalService
 from services.consensus.autotrade import TIMEFRAMES as AUTO_TIMEFRAMES
 from services.consensus.service import ConsensusService
 from services.controller import Controller
+from services.copytrading.queue import FanOutQueue
 from services.copytrading.relay import CopyRelay
 from services.market.data import MarketDataService
 from services.market.scanner import Scanner
@@ -48,6 +49,8 @@ def build_scheduler(
     consensus_resolve_interval: float = 300.0,
     copy_relay: CopyRelay | None = None,
     copy_drawdown_interval: float = 180.0,
+    copy_queue: FanOutQueue | None = None,
+    copy_sweep_interval: float = 60.0,
     tenant_id: int | None = None,  # the jobs see only this tenant's users
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
@@ -139,6 +142,15 @@ def build_scheduler(
             args=(copy_relay, tenant_id),
             id="copy_drawdowns",
             name="copy trading: stop-copy drawdowns",
+        )
+    if copy_queue is not None:
+        scheduler.add_job(
+            copy_fan_out_sweep_job,
+            "interval",
+            seconds=copy_sweep_interval,
+            args=(copy_queue, tenant_id),
+            id="copy_fan_out_sweep",
+            name="copy trading: unfinished fan-outs",
         )
     return scheduler
 

@@ -10,7 +10,9 @@ task: one follower's failure never holds up another. Concurrency is bounded per 
 `asyncio.Semaphore` per exchange id; paper copies share one of their own). Each (action, follow) is one
 `copy_orders` row, inserted before anything is executed, and its order carries the deterministic client
 order id `cp<action id>f<follow id>`: running a fan-out again replays what was done and never places an
-order twice (an order stored under that id is looked up, not resent).
+order twice (an order stored under that id is looked up, not resent). In the bot, fan-outs run off the
+update path in the application's queue (`services/copytrading/queue.py`), one worker per action at a time
+(`services/copytrading/claims.py`); the lanes here are shared by every worker of the process.
 
 * entry (buy): spends the follow's allocation (fixed USDT, or a percentage of the account's equity),
   capped by its maximum per trade; the copy is recorded in `copy_positions`. The order goes through
@@ -40,7 +42,7 @@ pay nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
@@ -195,7 +197,6 @@ class _Skip(Exception):
 def client_order_id(action_id: int, follow_id: int) -> str:
     """The deterministic client order id of one action's copy for one follow."""
     return f"cp{action_id}f{follow_id}"
-
 
 
 class MirrorEngine:
@@ -408,9 +409,12 @@ class MirrorEngine:
             lane = self._lanes[key] = asyncio.Semaphore(size)
         return lane
 
-    async def fan_out(self, action_id: int) -> list[CopyResult]:
+    async def fan_out(
+        self, action_id: int, on_result: Callable[[CopyResult], Awaitable[None]] | None = None
+    ) -> list[CopyResult]:
         """Copy one action to every follow of its leader (see the module docstring); one result per
-        follow, in follow order. Notifies each follower when the engine has a notifier."""
+        follow, in follow order. Each result goes to `on_result` as soon as its copy ends (and the
+        follower is notified when the engine has a notifier)."""
         async with self.session_factory() as session:
             row = await session.get(LeaderAction, action_id)
             if row is None:
@@ -429,14 +433,21 @@ class MirrorEngine:
                 )
             ).all()
         tasks = [
-            self._run(action, leader.display_name, follow_id, PAPER_LANE if mode == "paper" else exchange)
+            self._run(
+                action, leader.display_name, follow_id, PAPER_LANE if mode == "paper" else exchange, on_result
+            )
             for follow_id, mode, exchange in follows
         ]
         results = await asyncio.gather(*tasks)
         return [result for result in results if result is not None]
 
     async def _run(
-        self, action: ActionView, leader_name: str, follow_id: int, lane: str
+        self,
+        action: ActionView,
+        leader_name: str,
+        follow_id: int,
+        lane: str,
+        on_result: Callable[[CopyResult], Awaitable[None]] | None = None,
     ) -> CopyResult | None:
         async with self._lane(lane):
             try:
@@ -446,6 +457,11 @@ class MirrorEngine:
                 result = await self._mark_failed(action, follow_id, "errors.internal", {})
         if result is not None and self.notifier is not None and not result.replayed:
             await self._notify(result, action, leader_name)
+        if result is not None and on_result is not None:
+            try:
+                await on_result(result)
+            except Exception:
+                log.exception("copy.on_result_failed", action_id=action.id, follow_id=follow_id)
         return result
 
     async def _notify(self, result: CopyResult, action: ActionView, leader_name: str) -> None:

@@ -1,5 +1,12 @@
 """What happens after a leader acts: record the action, copy it to every follower, tell each follower what
-was done (or why not), and post the signal card to the leader's channels.
+was done (or why not), post the signal card to the leader's channels and tell the leader how it went.
+
+Recording happens in the caller's path (fast, durable, idempotent by source). The rest, the fan-out, runs
+off it when a queue is attached (`services/copytrading/queue.py`, the bot's worker pool): the action id is
+enqueued and the leader's report follows through the notifier once the fan-out finishes. Without a queue
+(scripts, tests) it runs inline and the report is returned. Either way `run_fan_out` claims the action first
+(`FanOutClaims`): of every process sharing the database one carries it out, the card is posted once and the
+leader is told once.
 
 The relay knows nothing of Telegram: followers are told through a `Notifier`, cards are posted through a
 `Publisher` the bot implements (it renders the card and its Copy button).
@@ -7,6 +14,9 @@ The relay knows nothing of Telegram: followers are told through a `Notifier`, ca
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.models import Follow, Leader, LeaderChannel, User
 from services.billing.entitlements import Entitlements
 from services.consensus.service import SignalResult
+from services.copytrading.claims import Claim, FanOutClaims
 from services.copytrading.leaderboard import Leaderboard
 from services.copytrading.leaders import LeaderService
 from services.copytrading.mirror import CopyResult, MirrorEngine, PostResult, Recorded, summary
@@ -33,6 +44,13 @@ log = structlog.get_logger(__name__)
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
+_POST_REF = re.compile(r"post:(-?[0-9]{1,20}):[0-9]{1,20}")  # `MirrorEngine.record_post`
+
+
+class Dispatch(Protocol):
+    def enqueue(self, action_id: int) -> bool:
+        """Hand an action to the fan-out workers; False when it is already waiting or the queue is closed."""
+        ...
 
 
 class Publisher(Protocol):
@@ -64,12 +82,16 @@ class CopyRelay:
         entitlements: Callable[[AsyncSession], Entitlements],
         notifier: Notifier,
         publisher: Publisher | None = None,
+        *,
+        claims: FanOutClaims | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.mirror = mirror
         self.entitlements = entitlements
         self.notifier = notifier
         self.publisher = publisher
+        self.claims = claims or FanOutClaims(session_factory, clock=mirror.clock)
+        self.queue: Dispatch | None = None  # the fan-out workers, when the application runs them
 
     async def is_leader(self, user_id: int) -> bool:
         async with self.session_factory() as session:
@@ -106,27 +128,30 @@ class CopyRelay:
     async def after_execution(
         self, user_id: int, execution: Execution, *, equity_before: Decimal | None = None
     ) -> RelayReport | None:
-        """A leader's confirmed order: copied and published. None when the user is not an active leader
-        or the order did not fill."""
+        """A leader's confirmed order: recorded, then copied and published. None when the user is not an
+        active leader or the order did not fill, and when the fan-out was queued (the leader's report
+        follows through the notifier)."""
         recorded = await self.mirror.record_execution(user_id, execution, equity_before=equity_before)
-        return None if recorded is None else await self.deliver(recorded)
+        return None if recorded is None else await self.dispatch(recorded)
 
     async def after_protection(
         self, user_id: int, symbol: str, kind: str, price: Decimal, *, ref: str
     ) -> RelayReport | None:
         recorded = await self.mirror.record_protection(user_id, symbol, kind, price, ref=ref)
-        return None if recorded is None else await self.deliver(recorded)
+        return None if recorded is None else await self.dispatch(recorded)
 
     async def publish_signal(self, leader: LeaderView, signal: SignalResult) -> RelayReport | None:
-        """A consensus signal the leader publishes: recorded as their action, copied and posted."""
+        """A consensus signal the leader publishes: recorded as their action, copied and posted. None for
+        a hold, and when the fan-out was queued."""
         recorded = await self.mirror.record_signal(leader.id, signal)
-        return None if recorded is None else await self.deliver(recorded)
+        return None if recorded is None else await self.dispatch(recorded)
 
     async def after_post(
         self, chat_id: int, message_id: int, text: str, *, author_telegram_id: int | None = None
     ) -> PostResult | None:
-        """A post in a linked channel (or a message of the leader in a linked group). A signal is copied;
-        a signal that contradicts itself is refused and the leader is told why."""
+        """A post in a linked channel (or a message of the leader in a linked group). A signal is copied
+        (the leader is told how it went); a signal that contradicts itself is refused and the leader is
+        told why."""
         leader = await self._chat_leader(chat_id)
         if leader is None:
             return None
@@ -146,30 +171,96 @@ class CopyRelay:
             )
             return result
         if result.action_id is not None and result.created:
-            report = await self.deliver(Recorded(result.action_id, created=True))
-            await self._send(
-                user.telegram_id,
-                user.locale or user.language_code,
-                "copy.post.copied",
-                chat=title,
-                symbol=result.signal.symbol if result.signal is not None else "",
-                done=report.counts.get("done", 0),
-                failed=report.counts.get("failed", 0) + report.counts.get("paused", 0),
-                skipped=report.counts.get("skipped", 0),
-            )
+            await self.dispatch(Recorded(result.action_id, created=True), tell_leader=True)
         return result
 
     # ---------------------------------------------------------------------------------------- fan-out
 
-    async def deliver(self, recorded: Recorded) -> RelayReport:
-        """Copy an action to the followers (again: a replay places nothing twice) and, the first time,
-        post its card."""
-        results = tuple(await self.mirror.fan_out(recorded.action_id))
-        for result in results:
-            if not result.replayed:
-                await self.notify(result)
-        published = await self._publish(recorded.action_id) if recorded.created else 0
-        return RelayReport(recorded.action_id, recorded.created, results, summary(results), published)
+    async def dispatch(self, recorded: Recorded, *, tell_leader: bool = False) -> RelayReport | None:
+        """Queue the action's fan-out (None: the leader's report follows through the notifier), or, with
+        no queue attached, carry it out now and return the report (`tell_leader`: also send it)."""
+        if self.queue is not None:
+            self.queue.enqueue(recorded.action_id)
+            return None
+        return await self.run_fan_out(recorded.action_id, tell_leader=tell_leader)
+
+    async def run_fan_out(self, action_id: int, *, tell_leader: bool = True) -> RelayReport | None:
+        """Carry out one recorded action, once across every process on the database: claim it (None when
+        it is finished or another worker holds it), copy it to the followers (each told), post its card
+        (once), mark it finished and, the one worker that finished it, tell the leader how it went."""
+        claim = await self.claims.claim(action_id)
+        if claim is None:
+            return None
+        heartbeat = asyncio.create_task(self._keep_lease(claim))
+        try:
+            results = tuple(await self.mirror.fan_out(action_id, self._told))
+            published = await self._publish(action_id) if await self.claims.claim_publication(claim) else 0
+        except BaseException:
+            heartbeat.cancel()
+            with contextlib.suppress(Exception):  # the sweep takes it again (the lease ends anyway)
+                await self.claims.release(claim)
+            raise
+        heartbeat.cancel()
+        report = RelayReport(action_id, claim.attempt == 1, results, summary(results), published)
+        if await self.claims.finish(claim):
+            if tell_leader:
+                try:
+                    await self._report(report)
+                except Exception:
+                    log.exception("copy.report_failed", action_id=action_id)
+        else:
+            log.warning("copy.fan_out_claim_lost", action_id=action_id)
+        return report
+
+    async def _told(self, result: CopyResult) -> None:
+        """Each follower is told as their copy ends (a replayed copy was told the first time)."""
+        if not result.replayed:
+            await self.notify(result)
+
+    async def _keep_lease(self, claim: Claim) -> None:
+        while True:
+            await asyncio.sleep(self.claims.lease.total_seconds() / 3)
+            try:
+                if not await self.claims.renew(claim):
+                    log.warning("copy.fan_out_lease_lost", action_id=claim.action_id)
+                    return
+            except Exception:
+                log.exception("copy.fan_out_lease_renewal_failed", action_id=claim.action_id)
+
+    async def _report(self, report: RelayReport) -> None:
+        """The leader's copy report: for a post in their chat, which chat and symbol."""
+        action = await self.mirror.action(report.action_id)
+        if action is None:
+            return
+        async with self.session_factory() as session:
+            row = (
+                await session.execute(
+                    select(User.telegram_id, User.locale, User.language_code)
+                    .join(Leader, Leader.user_id == User.id)
+                    .where(Leader.id == action.leader_id)
+                )
+            ).first()
+            title: str | None = None
+            post = _POST_REF.fullmatch(action.source_ref) if action.source == "post" else None
+            if post is not None:
+                chat_id = int(post[1])
+                title = await session.scalar(
+                    select(LeaderChannel.title).where(LeaderChannel.chat_id == chat_id)
+                )
+        if row is None:
+            return
+        counts = {
+            "done": report.counts.get("done", 0),
+            "failed": report.counts.get("failed", 0) + report.counts.get("paused", 0),
+            "skipped": report.counts.get("skipped", 0),
+        }
+        locale = row[1] or row[2]
+        if post is not None:
+            await self._send(
+                row[0], locale, "copy.post.copied", chat=title or "", symbol=action.symbol, **counts
+            )
+        else:
+            await self._send(row[0], locale, "copy.leader.copied", published=report.published, **counts)
 
     async def watch_drawdowns(self, tenant_id: int | None = None) -> list[CopyResult]:
         """The scheduled check of stop-copy drawdowns; each follow it paused is told."""

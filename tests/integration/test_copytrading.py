@@ -19,7 +19,6 @@ from services.billing.errors import PlanRequired
 from services.copytrading import (
     BotRights,
     ChatInfo,
-    FollowService,
     Leaderboard,
     LeaderService,
     NewAction,
@@ -29,10 +28,8 @@ from services.copytrading import (
 )
 from services.copytrading.chart import equity_chart_png
 from services.copytrading.errors import BadAllocation, CannotFollowSelf
-from services.copytrading.views import LeaderView
 from services.trading.paper import round_step
-from services.users import UserProfile
-from tests.integration.copy_support import CATALOGUE, CopyStack, copy_stack
+from tests.integration.copy_support import CATALOGUE, CopyStack, copy_stack, follow, make_leader
 
 BTC = "BTC/USDT"
 
@@ -41,20 +38,6 @@ BTC = "BTC/USDT"
 async def stack(engine: AsyncEngine) -> AsyncIterator[CopyStack]:
     async with copy_stack(create_session_factory(engine)) as built:
         yield built
-
-
-async def make_leader(stack: CopyStack, name: str = "Alice") -> tuple[UserProfile, LeaderView]:
-    user = await stack.user(plan="pro")
-    async with stack.factory() as session:
-        leader = await LeaderService(session, Entitlements(session, CATALOGUE)).become(user, name)
-    return user, leader
-
-
-async def follow(stack: CopyStack, user: UserProfile, leader_id: int, **kwargs: object) -> int:
-    async with stack.factory() as session:
-        service = FollowService(session, Entitlements(session, CATALOGUE), stack.trading(session))
-        view = await service.follow(user, leader_id, **kwargs)  # type: ignore[arg-type]
-        return view.id
 
 
 async def balances(factory: async_sessionmaker[AsyncSession], account_id: int) -> dict[str, D]:
