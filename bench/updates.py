@@ -1,7 +1,7 @@
 """End-to-end webhook throughput and latency of the bot, against a bare aiogram bot (the framework's floor).
 
-    python bench/updates.py [--duration 8] [--warmup 2] [--concurrency 1 50] [--configs floor sqlite postgres]
-                            [--repeat 1]
+    python bench/updates.py [--duration 8] [--warmup 2] [--concurrency 1 50]
+                            [--configs floor floor-gc sqlite postgres] [--repeat 1]
 
 C simulated users each POST a `/start` update to the bot's webhook (with the secret header) and wait for the
 bot's reply to reach the Telegram emulator before sending the next one: a closed loop, measured end to end
@@ -14,7 +14,9 @@ file or a fresh PostgreSQL database.
 * A reply is detected in-process by waiting on the emulator's per-chat signal (`Conversation.signal`, fired
   when the bot's sendMessage is stored): no polling and no extra HTTP request per reply.
 * The floor is an aiogram Dispatcher behind `SimpleRequestHandler` on an aiohttp server, with one handler
-  answering `/start` with `message.answer(...)` and no database.
+  answering `/start` with `message.answer(...)` and no database. `floor-gc` is the same floor with the
+  product's garbage-collector settings (`bot.heap.settle`), shown for reference: the target compares with
+  the plain floor.
 * Throughput counts the replies received inside the measurement window; latencies are those replies'
   round trips (POST sent -> reply stored by the emulator).
 
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
 
     from sandbox.telegram.state import Conversation
 
-CONFIGS = ("floor", "sqlite", "postgres")
+CONFIGS = ("floor", "floor-gc", "sqlite", "postgres")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 FLOOR_SECRET = "bench-floor-secret"
 FLOOR_PATH = "/webhook"
@@ -90,6 +92,7 @@ async def _wait_for_termination() -> None:
 
 async def serve_product(api: str, token: str, database_url: str, data_dir: Path) -> None:
     """The real bot (`bot.runner.start_bot`) in webhook mode, with the bench's settings."""
+    from bot import heap
     from bot.logging import setup_logging
     from bot.runner import start_bot
     from bot.settings import InboxSettings, ThrottleSettings
@@ -109,6 +112,7 @@ async def serve_product(api: str, token: str, database_url: str, data_dir: Path)
     )
     setup_logging(settings.log_level, settings.log_format)
     running = await start_bot(settings)
+    heap.settle()  # as `cryptouniverse run` does once the bot is serving
     try:
         assert settings.webhook_secret is not None
         _announce(f"{running.base_url}/telegram/webhook", settings.webhook_secret.get_secret_value())
@@ -117,8 +121,10 @@ async def serve_product(api: str, token: str, database_url: str, data_dir: Path)
         await running.stop()
 
 
-async def serve_floor(api: str, token: str) -> None:
-    """The framework's floor: aiogram's own webhook handler, one `/start` handler, no database."""
+async def serve_floor(api: str, token: str, *, settled: bool = False) -> None:
+    """The framework's floor: aiogram's own webhook handler, one `/start` handler, no database.
+
+    `settled`: with the product's garbage-collector settings (`bot.heap.settle`), for reference."""
     from aiogram import Bot, Dispatcher, Router
     from aiogram.client.default import DefaultBotProperties
     from aiogram.client.session.aiohttp import AiohttpSession
@@ -151,6 +157,10 @@ async def serve_floor(api: str, token: str) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = int(runner.addresses[0][1])
+    if settled:
+        from bot import heap
+
+        heap.settle()
     try:
         _announce(f"http://127.0.0.1:{port}{FLOOR_PATH}", FLOOR_SECRET)
         await _wait_for_termination()
@@ -159,8 +169,8 @@ async def serve_floor(api: str, token: str) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    if args.serve == "floor":
-        asyncio.run(serve_floor(args.api, args.token))
+    if args.serve in ("floor", "floor-gc"):
+        asyncio.run(serve_floor(args.api, args.token, settled=args.serve == "floor-gc"))
     else:
         asyncio.run(serve_product(args.api, args.token, args.database_url, Path(args.data_dir)))
     return 0
@@ -347,7 +357,7 @@ async def measure(
             conversations.append(conversation)
         async with contextlib.AsyncExitStack() as stack:
             extra: list[str] = []
-            if config != "floor":
+            if not config.startswith("floor"):
                 workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cu-bench-")))
                 if config == "sqlite":
                     database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
@@ -355,7 +365,9 @@ async def measure(
                     database_url = await stack.enter_async_context(scratch_postgres_database(postgres_url))
                 extra = ["--database-url", database_url, "--data-dir", str(workdir)]
             server = await stack.enter_async_context(
-                bot_process("floor" if config == "floor" else "product", emulator.base_url, token, *extra)
+                bot_process(
+                    config if config.startswith("floor") else "product", emulator.base_url, token, *extra
+                )
             )
             connector = aiohttp.TCPConnector(limit=0, force_close=False)
             http = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
@@ -446,6 +458,12 @@ def report(results: Sequence[Result]) -> None:
                 f"  {_verdict(met)}"
             )
             lines += 1
+            tuned = by_key.get(("floor-gc", 50))
+            if tuned and tuned.throughput:
+                print(
+                    f"      (and {product.throughput / tuned.throughput:.2f}x the floor with the product's "
+                    f"garbage-collector settings, {tuned.throughput:.0f}/s)"
+                )
     for config in ("postgres", "sqlite"):
         floor, product = by_key.get(("floor", 1)), by_key.get((config, 1))
         if floor and product:
@@ -514,7 +532,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--repeat", type=int, default=1, help="measure every row this many times and report the best (1)"
     )
     # internal: the bot side, started by this script in a child process
-    parser.add_argument("--serve", choices=("product", "floor"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("product", "floor", "floor-gc"), help=argparse.SUPPRESS)
     parser.add_argument("--api", help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)

@@ -8,7 +8,6 @@ from datetime import timedelta
 import stripe
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
@@ -25,6 +24,7 @@ from bot.metrics import Metrics
 from bot.middlewares import DbSessionMiddleware, I18nMiddleware, ThrottlingMiddleware, UserMiddleware
 from bot.middlewares.services import ServicesMiddleware
 from bot.settings import Settings
+from bot.telegram_session import JsonBodySession
 from db.engine import create_engine, create_session_factory
 from db.models import ExchangeAccount
 from handlers import build_root_router
@@ -154,7 +154,7 @@ def build_bot(settings: Settings) -> Bot:
     token = settings.bot_token.get_secret_value()
     register_secret(token)
     aiogram_tuning.kept()
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_server))
+    session = JsonBodySession(api=TelegramAPIServer.from_base(settings.telegram_api_server))
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
 
+from bot import heap
 from bot.copytrading import build_copy_queue, build_copy_relay
 from bot.factory import Application, build_application, build_stripe_billing
 from bot.notifier import TelegramNotifier
@@ -238,6 +239,7 @@ async def wait_for_signal() -> None:
 
 async def run(settings: Settings) -> None:
     running = await start_bot(settings)
+    heap.settle()
     try:
         await wait_for_signal()
     finally:

@@ -10,6 +10,7 @@ import sys
 import structlog
 from pydantic import SecretStr
 
+from bot import heap
 from bot.runner import start_bot, wait_for_signal
 from bot.settings import Settings
 from sandbox.exchanges import ExchangeEmulator, start_all
@@ -104,6 +105,7 @@ async def run_sandbox(settings: Settings) -> None:
         f"  Health:             {running.base_url}/healthz\n"
         "  Press Ctrl+C to stop.\n"
     )
+    heap.settle()
     print(banner, file=sys.stderr, flush=True)
     log.info("sandbox.ready", web_chat=emulator.base_url + "/", health=running.base_url + "/healthz")
     try:

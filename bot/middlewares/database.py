@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
 
 from db.repositories import InboxClaim, InboxRepository
 from db.repositories.inbox import InboxWriter
@@ -21,6 +21,9 @@ from services.errors import AppError
 from services.users import KnownUserRow
 
 log = structlog.get_logger(__name__)
+
+# the workflow-data key of the savepoint the user middleware sets after writing the user's row
+USER_SAVEPOINT = "user_savepoint"
 
 
 @dataclass(slots=True)
@@ -75,6 +78,8 @@ class DbSessionMiddleware(BaseMiddleware):
                 ticket.finished = True
             return result
         except Exception as exc:
+            if isinstance(exc, AppError) and await self._keep_user_write(session, data, ticket, exc):
+                raise
             await session.rollback()
             if ticket is not None and not ticket.finished:
                 expected = isinstance(exc, AppError)
@@ -83,6 +88,33 @@ class DbSessionMiddleware(BaseMiddleware):
         finally:
             if session.in_transaction() or session.identity_map or session.new:
                 await session.close()
+
+    async def _keep_user_write(
+        self, session: AsyncSession, data: dict[str, Any], ticket: InboxTicket | None, exc: AppError
+    ) -> bool:
+        """A refused update: roll the handler's writes back to the user middleware's savepoint and commit
+        the user's row with the inbox row. False when there is no such savepoint (nothing to keep, or the
+        handler committed or rolled back itself), or it could not be used: the caller rolls back all."""
+        savepoint: AsyncSessionTransaction | None = data.get(USER_SAVEPOINT)
+        if savepoint is None or not savepoint.is_active:
+            return False
+        try:
+            await savepoint.rollback()
+            if ticket is not None and not ticket.finished:
+                closed = await InboxRepository(session).finish(
+                    ticket.claim, now=utcnow(), error=type(exc).__name__
+                )
+                if not closed:
+                    await session.rollback()
+                    self._superseded(ticket)
+                    return True
+            await session.commit()
+        except Exception:
+            log.exception("user.keep_failed")
+            return False
+        if ticket is not None:
+            ticket.finished = True
+        return True
 
     async def _finish_alone(self, ticket: InboxTicket) -> None:
         """The handler wrote nothing through the session: close the claim on its own."""

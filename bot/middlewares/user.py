@@ -8,8 +8,9 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 from aiogram.types import User as TelegramUser
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.middlewares.database import InboxTicket
+from bot.middlewares.database import USER_SAVEPOINT, InboxTicket
 from services.tenants import TenantInfo
 from services.users import KnownUserRow, UserService
 
@@ -46,4 +47,9 @@ class UserMiddleware(BaseMiddleware):
                 language_code=tg_user.language_code,
                 known=known,
             )
+            session: AsyncSession = data["session"]
+            if session.in_transaction():
+                # The user's row was written (a new user, new details): a savepoint keeps that write apart
+                # from the handler's, so a refused update (an AppError) still records its sender.
+                data[USER_SAVEPOINT] = await session.begin_nested()
         return await handler(event, data)

@@ -9,7 +9,7 @@ whose lease was taken over has its writes rolled back instead of applied twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +20,7 @@ from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from db.batching import NaturalBatcher
 from db.models import InboxUpdate, User
 from db.native import NativePool
 
@@ -156,31 +157,106 @@ def _pg_sql() -> dict[str, str]:
             f"WITH closed AS ({finish} RETURNING id) SELECT (SELECT count(*) FROM closed) AS closed, "  # noqa: S608
             f"{joined} FROM (VALUES (1)) AS one {sender}"
         ),
+        # the same, for a batch of items given as arrays (`n` numbers them; NULL keys read no user)
+        "store_many": (
+            "WITH i AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], "  # noqa: S608
+            "$5::timestamptz[], $6::bigint[], $7::bigint[]) WITH ORDINALITY "
+            "AS i(bot_id, update_id, payload, locked_until, received_at, tenant_id, telegram_id, n)), "
+            f"stored AS (INSERT INTO {t} (bot_id, update_id, payload, status, attempts, locked_until, "
+            f"received_at) SELECT bot_id, update_id, payload::json, '{PROCESSING}', 1, locked_until, "
+            "received_at FROM i ORDER BY n ON CONFLICT (bot_id, update_id) DO NOTHING "
+            "RETURNING id, bot_id, update_id) "
+            f"SELECT i.n, s.id AS stored_id, {joined} FROM i "
+            "LEFT JOIN stored AS s ON s.bot_id = i.bot_id AND s.update_id = i.update_id "
+            f"LEFT JOIN {u} AS u ON u.tenant_id = i.tenant_id AND u.telegram_id = i.telegram_id ORDER BY i.n"
+        ),
+        "user_many": (
+            f"SELECT i.n, {joined} FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY "  # noqa: S608
+            f"AS i(tenant_id, telegram_id, n) LEFT JOIN {u} AS u "
+            "ON u.tenant_id = i.tenant_id AND u.telegram_id = i.telegram_id ORDER BY i.n"
+        ),
+        "finish_many": (
+            "WITH i AS (SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::timestamptz[], "  # noqa: S608
+            "$5::text[], $6::bigint[], $7::bigint[]) WITH ORDINALITY "
+            "AS i(id, attempt, status, now, error, tenant_id, telegram_id, n)), "
+            f"closed AS (UPDATE {t} AS t SET status = i.status, processed_at = i.now, "
+            f"locked_until = NULL, error = i.error FROM i WHERE t.id = i.id AND t.status = '{PROCESSING}' "
+            "AND t.attempts = i.attempt RETURNING t.id) "
+            f"SELECT i.n, i.id IN (SELECT id FROM closed) AS closed, {joined} FROM i "
+            f"LEFT JOIN {u} AS u ON u.tenant_id = i.tenant_id AND u.telegram_id = i.telegram_id ORDER BY i.n"
+        ),
     }
 
 
 _PG = _pg_sql()
 
 
+@dataclass(frozen=True, slots=True)
+class _Store:
+    bot_id: int
+    update_id: int
+    payload: str  # JSON text
+    locked_until: datetime
+    received_at: datetime
+    user: tuple[int, int] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Finish:
+    claim_id: int
+    attempt: int
+    status: str
+    now: datetime
+    error: str | None
+    user: tuple[int, int] | None
+
+
+# a stored row's id (None: received before) and the user's row when one was asked for
+_Stored = tuple[int | None, Mapping[str, Any] | None]
+# whether the claim was closed, and the user's row afterwards when one was asked for
+_Closed = tuple[bool, Mapping[str, Any] | None]
+
+
+def _user_of(record: asyncpg.Record) -> Mapping[str, Any] | None:
+    return None if record["id"] is None else {name: record[name] for name in _USER_COLUMNS}
+
+
 class InboxWriter:
     """The inbox statements every update costs, each in a transaction of its own, without an ORM session.
 
-    On PostgreSQL they run on driver connections of their own (asyncpg) as single autocommitted statements;
-    elsewhere through SQLAlchemy Core. Closing a claim here is for updates whose handler wrote nothing:
-    a handler's writes go through `InboxRepository.finish` on the handler's session instead, so they
-    commit together with the row."""
+    On PostgreSQL they run on driver connections of their own (asyncpg) as autocommitted statements,
+    batched naturally (`db.batching`): a lone update's statement goes at once; under load, the updates
+    that arrive while statements are in flight share the next one. Elsewhere they run through SQLAlchemy
+    Core. Closing a claim here is for updates whose handler wrote nothing: a handler's writes go through
+    `InboxRepository.finish` on the handler's session instead, so they commit together with the row."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, lanes: int = 2, max_batch: int = 64) -> None:
         self.engine = engine
         # True: each statement is one round trip on a driver connection, cheaper than in a session
         self.native = engine.dialect.name == "postgresql" and engine.dialect.driver == "asyncpg"
         self._pool = NativePool(engine) if self.native else None
+        retry = (asyncpg.PostgresError,)  # the server refused the data of one item: the others go on
+        self._stores: NaturalBatcher[_Store, _Stored] = NaturalBatcher(
+            self._store_one, self._store_many, retry_alone=retry, lanes=lanes, max_batch=max_batch
+        )
+        self._users: NaturalBatcher[tuple[int, int], Mapping[str, Any] | None] = NaturalBatcher(
+            self._user_one, self._user_many, retry_alone=retry, lanes=lanes, max_batch=max_batch
+        )
+        self._finishes: NaturalBatcher[_Finish, _Closed] = NaturalBatcher(
+            self._finish_one, self._finish_many, retry_alone=retry, lanes=lanes, max_batch=max_batch
+        )
+
+    @property
+    def batchers(self) -> dict[str, NaturalBatcher[Any, Any]]:
+        return {"store": self._stores, "user": self._users, "finish": self._finishes}
 
     def _driver(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         assert self._pool is not None
         return self._pool.connection()
 
     async def close(self) -> None:
+        for batcher in self.batchers.values():
+            await batcher.drain()
         if self._pool is not None:
             await self._pool.close()
 
@@ -199,25 +275,52 @@ class InboxWriter:
         With `user` (tenant id, Telegram id), that user's row is read along with it."""
         if not self.native:
             return await self._store_core(bot_id, update_id, payload, now=now, lease=lease, user=user)
-        args: tuple[Any, ...] = (bot_id, update_id, json.dumps(payload), now + lease, now)
-        async with self._driver() as connection:
-            if user is None:
-                row_id = await connection.fetchval(_PG["store"], *args)
-                record = None
-            else:
-                record = await connection.fetchrow(_PG["store_user"], *args, *user)
-                row_id = None if record is None else record["stored_id"]
+        item = _Store(bot_id, update_id, json.dumps(payload), now + lease, now, user)
+        row_id, row = await self._stores.submit(item)
         if row_id is None:
             return None
         claim = InboxClaim(id=row_id, bot_id=bot_id, update_id=update_id, payload=payload, attempt=1)
-        if user is None or record is None:
+        if user is None:
             return StoredUpdate(claim)
-        found = record["id"] is not None
-        return StoredUpdate(
-            claim,
-            user_looked_up=True,
-            user_row={name: record[name] for name in _USER_COLUMNS} if found else None,
-        )
+        return StoredUpdate(claim, user_looked_up=True, user_row=row)
+
+    async def _store_one(self, item: _Store) -> _Stored:
+        args = (item.bot_id, item.update_id, item.payload, item.locked_until, item.received_at)
+        async with self._driver() as connection:
+            if item.user is None:
+                return await connection.fetchval(_PG["store"], *args), None
+            record = await connection.fetchrow(_PG["store_user"], *args, *item.user)
+        if record is None:
+            return None, None
+        return record["stored_id"], _user_of(record)
+
+    async def _store_many(self, items: Sequence[_Store]) -> list[_Stored]:
+        # an update given twice in one batch is stored by its first item; the others are redeliveries
+        first: dict[tuple[int, int], int] = {}
+        for index, item in enumerate(items):
+            first.setdefault((item.bot_id, item.update_id), index)
+        unique = [items[index] for index in sorted(first.values())]
+        async with self._driver() as connection:
+            records = await connection.fetch(
+                _PG["store_many"],
+                [i.bot_id for i in unique],
+                [i.update_id for i in unique],
+                [i.payload for i in unique],
+                [i.locked_until for i in unique],
+                [i.received_at for i in unique],
+                [i.user[0] if i.user else None for i in unique],
+                [i.user[1] if i.user else None for i in unique],
+            )
+        by_key = {
+            (item.bot_id, item.update_id): (record["stored_id"], _user_of(record) if item.user else None)
+            for item, record in zip(unique, records, strict=True)
+        }
+        return [
+            by_key[(item.bot_id, item.update_id)]
+            if first[(item.bot_id, item.update_id)] == index
+            else (None, None)
+            for index, item in enumerate(items)
+        ]
 
     async def _store_core(
         self,
@@ -242,9 +345,19 @@ class InboxWriter:
         cheaper outside the update's session)."""
         if not self.native:
             raise RuntimeError("user_row is for the native driver path")
+        return await self._users.submit((tenant_id, telegram_id))
+
+    async def _user_one(self, key: tuple[int, int]) -> Mapping[str, Any] | None:
         async with self._driver() as connection:
-            record = await connection.fetchrow(_PG["user"], tenant_id, telegram_id)
+            record = await connection.fetchrow(_PG["user"], *key)
         return None if record is None else dict(record.items())
+
+    async def _user_many(self, keys: Sequence[tuple[int, int]]) -> list[Mapping[str, Any] | None]:
+        async with self._driver() as connection:
+            records = await connection.fetch(
+                _PG["user_many"], [key[0] for key in keys], [key[1] for key in keys]
+            )
+        return [_user_of(record) for record in records]
 
     async def finish_and_read_user(
         self, claim: InboxClaim, user: tuple[int, int], *, now: datetime
@@ -253,12 +366,7 @@ class InboxWriter:
         in one statement (only where `native`)."""
         if not self.native:
             raise RuntimeError("finish_and_read_user is for the native driver path")
-        async with self._driver() as connection:
-            record = await connection.fetchrow(
-                _PG["finish_user"], claim.id, claim.attempt, DONE, now, None, *user
-            )
-        row = None if record["id"] is None else {name: record[name] for name in _USER_COLUMNS}
-        return bool(record["closed"]), row
+        return await self._finishes.submit(_Finish(claim.id, claim.attempt, DONE, now, None, user))
 
     async def finish(
         self, claim: InboxClaim, *, now: datetime, error: str | None = None, failed: bool = False
@@ -278,9 +386,34 @@ class InboxWriter:
                     },
                 )
                 return bool(result.rowcount)
+        closed, _ = await self._finishes.submit(_Finish(claim.id, claim.attempt, status, now, error, None))
+        return closed
+
+    async def _finish_one(self, item: _Finish) -> _Closed:
+        args = (item.claim_id, item.attempt, item.status, item.now, item.error)
         async with self._driver() as connection:
-            tag = await connection.execute(_PG["finish"], claim.id, claim.attempt, status, now, error)
-        return tag.rsplit(" ", 1)[-1] != "0"
+            if item.user is None:
+                tag = await connection.execute(_PG["finish"], *args)
+                return tag.rsplit(" ", 1)[-1] != "0", None
+            record = await connection.fetchrow(_PG["finish_user"], *args, *item.user)
+        return bool(record["closed"]), _user_of(record)
+
+    async def _finish_many(self, items: Sequence[_Finish]) -> list[_Closed]:
+        async with self._driver() as connection:
+            records = await connection.fetch(
+                _PG["finish_many"],
+                [i.claim_id for i in items],
+                [i.attempt for i in items],
+                [i.status for i in items],
+                [i.now for i in items],
+                [i.error for i in items],
+                [i.user[0] if i.user else None for i in items],
+                [i.user[1] if i.user else None for i in items],
+            )
+        return [
+            (bool(record["closed"]), _user_of(record) if item.user else None)
+            for item, record in zip(items, records, strict=True)
+        ]
 
 
 class InboxRepository:

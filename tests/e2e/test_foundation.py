@@ -9,9 +9,15 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiogram.filters import Command
+from aiogram.types import Message
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AuditLog, InboxUpdate, User
+from db.repositories.audit import AuditRepository
+from services.errors import ValidationError
+from services.users import UserProfile
 from tests.stack import Stack, bot_stack
 
 MENU_TEXTS = {
@@ -230,6 +236,34 @@ async def test_a_crashing_handler_answers_politely_and_changes_nothing(stack: St
         assert row is not None and row.locale is None
         failed = await session.scalar(select(InboxUpdate).where(InboxUpdate.status == "failed"))
         assert failed is not None and failed.error
+
+
+async def test_a_refused_first_command_still_records_the_user_and_nothing_else(stack: Stack) -> None:
+    async def refuse(message: Message, session: AsyncSession, user: UserProfile) -> None:
+        await AuditRepository(session).add("test.should_vanish", user_id=user.id)
+        await session.flush()
+        raise ValidationError("errors.unknown_language", language="xx")
+
+    # on the dispatcher itself: its own handlers are tried before the product's routers
+    stack.app.dispatcher.message.register(refuse, Command("refuse"))
+    newcomer = stack.user(1030, first_name="Nora")
+    await newcomer.send("/refuse")
+    answer = await newcomer.next_message()
+    assert "xx" in answer.text and "Traceback" not in answer.text
+    async with stack.app.session_factory() as session:
+        row = await session.scalar(select(User).where(User.telegram_id == 1030))
+        assert row is not None and row.first_name == "Nora"  # the sender is recorded...
+        vanished = await session.scalar(select(AuditLog).where(AuditLog.action == "test.should_vanish"))
+        assert vanished is None  # ...and the refused handler's own write is not
+        inbox = await session.scalar(select(InboxUpdate).order_by(InboxUpdate.id.desc()))
+        assert inbox is not None and inbox.status == "done" and inbox.error == "ValidationError"
+    # a known user's refusal changes nothing either, and the next command works as usual
+    await newcomer.send("/refuse")
+    await newcomer.next_message()
+    await newcomer.send("/start")
+    assert "Welcome back, Nora!" in (await newcomer.next_message()).text
+    async with stack.app.session_factory() as session:
+        assert await session.scalar(select(func.count(User.id)).where(User.telegram_id == 1030)) == 1
 
 
 async def test_throttling_drops_floods_with_one_warning(tmp_path: Path, sqlite_url: str) -> None:
