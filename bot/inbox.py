@@ -10,8 +10,9 @@
   predate its writes), or else with the closing statement of the chat's previous update, right before
   this one is handled.
 * The sweeper picks up updates nobody holds: left over by a crash (their lease ran out) or released at
-  shutdown. The handler's database writes commit together with the inbox row, so a retried update never
-  applies them twice.
+  shutdown. While a handler runs, its update's lease is renewed every third of the lease, so a long
+  handler (a slow exchange, a long voice note) is not taken over by another process. The handler's
+  database writes commit together with the inbox row, so a retried update never applies them twice.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ class InboxProcessor:
         self._locks = _KeyedLocks()
         self._tasks: dict[int, tuple[asyncio.Task[None], InboxClaim]] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property
@@ -281,10 +283,32 @@ class InboxProcessor:
                 log.exception("inbox.sweep_failed")
             await asyncio.sleep(self.settings.sweep_interval)
 
+    async def renew_once(self) -> int:
+        """Extend the leases of the updates this process holds; how many were extended."""
+        claims = [claim for _, claim in self._tasks.values()]
+        if not claims:
+            return 0
+        async with self.session_factory() as session:
+            renewed = await InboxRepository(session).renew(claims, until=utcnow() + self.lease)
+            await session.commit()
+        return renewed
+
+    async def _renew_forever(self) -> None:
+        # a third of the lease: two renewals can fail before another process may take an update over
+        while not self._stopping:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                await self.renew_once()
+            except Exception:
+                self.metrics.errors.labels("inbox_renew").inc()
+                log.exception("inbox.renew_failed")
+
     def start(self) -> None:
         self._stopping = False
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="inbox-sweeper")
+        if self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_forever(), name="inbox-renewer")
 
     async def idle(self, grace: float = 10.0) -> None:
         """Wait until every update in flight has been handled (tests, benchmarks, shutdown)."""
@@ -294,11 +318,12 @@ class InboxProcessor:
 
     async def stop(self, grace: float = 10.0) -> None:
         self._stopping = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        for task in (self._sweeper, self._renewer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = self._renewer = None
         await self.idle(grace)
         leftovers = list(self._tasks.values())
         for task, _ in leftovers:

@@ -480,6 +480,27 @@ class InboxRepository:
         )
         return bool(result.rowcount)
 
+    async def renew(self, claims: Sequence[InboxClaim], *, until: datetime) -> int:
+        """Extend the leases of claims still held (their handlers are still running), so that a long
+        handler is not taken over by another process; how many were extended. A claim already closed or
+        taken over is left alone (the same fence as `finish`)."""
+        by_attempt: dict[int, list[int]] = {}
+        for claim in claims:
+            by_attempt.setdefault(claim.attempt, []).append(claim.id)
+        renewed = 0
+        for attempt, ids in by_attempt.items():
+            result = await self.session.execute(
+                update(InboxUpdate)
+                .where(
+                    InboxUpdate.id.in_(ids),
+                    InboxUpdate.status == PROCESSING,
+                    InboxUpdate.attempts == attempt,
+                )
+                .values(locked_until=until)
+            )
+            renewed += int(getattr(result, "rowcount", 0) or 0)
+        return renewed
+
     async def give_up_exhausted(self, bot_id: int, *, max_attempts: int, now: datetime) -> int:
         """Updates that failed `max_attempts` times (a crash each time) are set aside as failed."""
         stmt = (

@@ -8,8 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
+from aiogram.filters import Command
+from aiogram.types import Message
 from sqlalchemy import select
 
+from bot.settings import InboxSettings
 from db import migrate
 from db.engine import create_engine, create_session_factory
 from db.models import InboxUpdate
@@ -134,3 +137,28 @@ async def test_polling_and_webhook_share_the_inbox_across_a_restart(tmp_path: Pa
             assert len(stack.bot_messages(2004)) == 2
     finally:
         await emulator.stop()
+
+
+async def test_a_handler_longer_than_the_lease_keeps_its_update(tmp_path: Path, database_url: str) -> None:
+    """The lease of an update being handled is renewed: the sweeper does not hand it to a second run."""
+    inbox = InboxSettings(lease_seconds=1.0, sweep_interval=0.1)
+    async with bot_stack(tmp_path, database_url=database_url, mode="webhook", inbox=inbox) as stack:
+        runs = 0
+
+        async def slow(message: Message) -> None:
+            nonlocal runs
+            runs += 1
+            await asyncio.sleep(2.5)  # two and a half leases
+            await message.answer("slow done")
+
+        stack.app.dispatcher.message.register(slow, Command("slow"))
+        user = stack.user(2010)
+        await user.send("/slow")
+        reply = await user.next_message(timeout=10)
+        assert reply.text == "slow done"
+        await asyncio.sleep(1.5)  # a takeover would have run the handler again by now
+        assert runs == 1
+        assert [m["text"] for m in stack.bot_messages(2010)] == ["slow done"]
+        async with stack.app.session_factory() as session:
+            row = await session.scalar(select(InboxUpdate).order_by(InboxUpdate.id.desc()))
+            assert row is not None and row.status == "done" and row.attempts == 1
