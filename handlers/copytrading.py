@@ -5,11 +5,13 @@ and groups are read and copied; the bot's rights there are followed through my_c
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 import structlog
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.filters import Command, CommandObject, CommandStart, Filter
 from aiogram.types import (
     BufferedInputFile,
@@ -23,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import format as fmt
 from handlers.filters import GROUPS, PRIVATE
-from handlers.render import show
+from handlers.render import plain, show
 from handlers.trading import render_copy_report
 from keyboards.copytrading import (
     BoardCB,
     ChannelCB,
     CopyMenuCB,
+    CopyOpenCB,
     FollowCB,
     FollowManageCB,
     LeaderCB,
@@ -37,6 +40,7 @@ from keyboards.copytrading import (
     become_keyboard,
     board_keyboard,
     copy_menu,
+    copy_open_keyboard,
     default_setup,
     following_keyboard,
     leader_keyboard,
@@ -52,11 +56,12 @@ from services.copytrading.errors import BadAllocation
 from services.copytrading.follows import FollowService, validate_allocation
 from services.copytrading.leaderboard import PERIODS, Leaderboard, LeaderProfile
 from services.copytrading.leaders import BotRights, ChatInfo, LeaderService
+from services.copytrading.open_trade import REFUSED, LateCopy, OpenTradeOffer
 from services.copytrading.publishing import START_PREFIX, SignalCard, parse_copy_start
 from services.copytrading.relay import CopyRelay
 from services.copytrading.views import ChannelView, FollowView, LeaderView
 from services.errors import ValidationError
-from services.i18n import Html, Translator
+from services.i18n import Html, Msg, Translator
 from services.trading.service import TradingService
 from services.users import UserProfile
 
@@ -101,6 +106,7 @@ def build_router() -> Router:
     router.callback_query.register(on_profile, ProfileCB.filter())
     router.callback_query.register(on_setup, FollowCB.filter())
     router.callback_query.register(on_manage, FollowManageCB.filter())
+    router.callback_query.register(on_copy_open, CopyOpenCB.filter())
     return router
 
 
@@ -539,8 +545,10 @@ async def on_copy_start(
     i18n: Translator,
     session: AsyncSession,
     catalogue: Catalogue,
+    copy_relay: CopyRelay,
 ) -> None:
-    """The Copy button of a channel card: the leader's profile, then the follow setup card."""
+    """The Copy button of a channel card: the leader's profile, then the follow setup card (which offers
+    the card's open trade once followed); a follower of the leader gets that offer right away."""
     start = parse_copy_start(command.args)
     if start is None:
         raise ValidationError("copy.errors.bad_link")
@@ -548,8 +556,24 @@ async def on_copy_start(
     await _send_profile(bot, message.chat.id, i18n, session, leader.id, user)
     if leader.user_id == user.id:
         return
-    state = default_setup(leader.id)
+    offer = await _offer(session, copy_relay, user, leader.id, start.action_id)
+    if offer is not None and offer.following:
+        text, markup = render_offer(i18n, offer)
+        await message.answer(text, reply_markup=markup)
+        return
+    state = default_setup(leader.id).model_copy(update={"act": offer.action_id if offer else 0})
     await message.answer(render_setup(i18n, state, leader), reply_markup=setup_keyboard(i18n, state))
+
+
+async def _offer(
+    session: AsyncSession, copy_relay: CopyRelay, user: UserProfile, leader_id: int, action_id: int | None
+) -> OpenTradeOffer | None:
+    """The offer of the leader's entry `action_id` to the user (None: not an entry of that leader)."""
+    if not action_id:
+        return None
+    await session.commit()  # the relay uses sessions of its own
+    offer = await copy_relay.open_trade_offer(user.id, action_id)
+    return offer if offer is not None and offer.leader_id == leader_id else None
 
 
 def _parse_follow_args(args: list[str], leader_id: int) -> FollowCB:
@@ -616,6 +640,7 @@ async def on_setup(
     session: AsyncSession,
     catalogue: Catalogue,
     trading: TradingService,
+    copy_relay: CopyRelay,
 ) -> None:
     state = callback_data
     if state.action == "cancel":
@@ -635,11 +660,19 @@ async def on_setup(
         max_per_trade=cap,
         stop_drawdown_pct=dd,
     )
-    await show(
-        query,
-        i18n("copy.setup.done", leader=leader.display_name) + "\n\n" + render_follow(i18n, follow),
-        following_keyboard(i18n, [follow]),
-    )
+    text = i18n("copy.setup.done", leader=leader.display_name) + "\n\n" + render_follow(i18n, follow)
+    markup = following_keyboard(i18n, [follow])
+    offer = await _offer(session, copy_relay, user, leader.id, state.act)
+    if (
+        offer is not None
+    ):  # followed through a card's Copy link: that card's trade, offered in the same message
+        offer_text, offer_markup = render_offer(i18n, offer)
+        text += "\n\n" + offer_text
+        if offer_markup is not None:
+            markup = InlineKeyboardMarkup(
+                inline_keyboard=[*offer_markup.inline_keyboard, *markup.inline_keyboard]
+            )
+    await show(query, text, markup)
 
 
 async def _following(
@@ -698,6 +731,81 @@ async def on_manage(
     notice = i18n(f"copy.following.{done.status}", leader=done.leader_name)
     text, markup = await _following(i18n, session, catalogue, trading, user)
     await show(query, notice + "\n\n" + text, markup)
+
+
+# ------------------------------------------------------------------------------ the open trade, copied late
+
+
+def _offer_params(t: Translator, offer: OpenTradeOffer) -> dict[str, object]:
+    return {
+        "leader": offer.leader_name,
+        "symbol": offer.symbol,
+        "base": offer.base,
+        "quote": offer.quote,
+        "entry": fmt.price(offer.entry) if offer.entry is not None else None,
+        "price": fmt.price(offer.price) if offer.price is not None else None,
+        "move": fmt.pct(offer.move_pct) if offer.move_pct is not None else None,
+        "spend": fmt.money(offer.spend) if offer.spend is not None else None,
+        "amount": fmt.amount(offer.amount) if offer.amount is not None else None,
+        "mode": t(f"trade.mode.{offer.mode}") if offer.mode else None,
+    }
+
+
+def render_refusal(t: Translator, offer: OpenTradeOffer) -> str:
+    params: dict[str, object] = _offer_params(t, offer)
+    for name, value in offer.params.items():
+        params[name] = fmt.price(value) if isinstance(value, Decimal) else value
+    if "status" in offer.params:
+        params["status"] = t(f"copy_open.status.{offer.params['status']}")
+    return t(offer.refused or REFUSED + "closed", **params)
+
+
+def render_offer(t: Translator, offer: OpenTradeOffer) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The "Copy this open trade now?" card, or why the trade cannot be copied (no button)."""
+    if not offer.ok or offer.priced_at is None:
+        return render_refusal(t, offer), None
+    text = t("copy_open.offer", minutes=max(1, offer.valid_seconds // 60), **_offer_params(t, offer))
+    return text, copy_open_keyboard(t, offer.action_id, int(offer.priced_at.timestamp()))
+
+
+def render_late_copy(t: Translator, late: LateCopy) -> str:
+    offer, result = late.offer, late.result
+    if offer is None:
+        return t("copy_open.unavailable")
+    if not offer.ok:
+        return render_refusal(t, offer)
+    params = _offer_params(t, offer)
+    if result is None:
+        return t("copy_open.gone", **params)
+    if result.status == "done":
+        return t("copy_open.done", **params)
+    return t("copy_open.not_done", reason=Msg(result.reason or "errors.internal", result.params), **params)
+
+
+async def on_copy_open(
+    query: CallbackQuery,
+    callback_data: CopyOpenCB,
+    user: UserProfile,
+    i18n: Translator,
+    session: AsyncSession,
+    copy_relay: CopyRelay,
+) -> None:
+    """Copy now (through the fan-out's own path for this one follow, once), or skip."""
+    if callback_data.op != "go":
+        await show(query, i18n("copy_open.skipped"))
+        return
+    # the buttons go at once; the text stays, so a second press that loses never hides the first's outcome
+    if isinstance(query.message, Message):
+        with contextlib.suppress(TelegramBadRequest):  # already gone
+            await query.message.edit_reply_markup(reply_markup=None)
+    await session.commit()  # the relay uses sessions of its own
+    offered_at = datetime.fromtimestamp(callback_data.ts, UTC)
+    late = await copy_relay.copy_open_trade(user.id, callback_data.action_id, offered_at=offered_at)
+    text = render_late_copy(i18n, late)
+    if late.refused in (REFUSED + "in_progress", REFUSED + "already_copied"):
+        await query.answer(plain(text), show_alert=True)  # another press is (or was) the one copying
+        return
+    await show(query, text)
 
 
 # -------------------------------------------------------------------------------------------- earnings

@@ -1,5 +1,5 @@
 """Buttons of copy trading: the section menu, the leader panel, the leaderboard, profiles, the follow setup
-card and the follows list; the Copy button of channel cards."""
+card and the follows list; the Copy button of channel cards and the "Copy this open trade now?" card."""
 
 from __future__ import annotations
 
@@ -52,6 +52,16 @@ class FollowCB(CallbackData, prefix="fsu"):
     value: str
     cap: str  # "0": no maximum per trade
     dd: str  # "0": no stop-copy drawdown
+    act: int = 0  # the entry whose Copy link led here (offered once the follow is set up); 0: none
+
+
+class CopyOpenCB(CallbackData, prefix="cot"):
+    """The "Copy this open trade now?" card: copy (`go`) or `skip` the leader's entry `action_id`,
+    offered at `ts` (unix seconds; the button expires)."""
+
+    op: str  # go | skip
+    action_id: int
+    ts: int
 
 
 class FollowManageCB(CallbackData, prefix="fmg"):
@@ -216,4 +226,16 @@ def following_keyboard(t: Translator, follows: Sequence[FollowView]) -> InlineKe
 def copy_button(t: Translator, url: str) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=t("copy.buttons.copy"), url=url)
+    return builder.as_markup()
+
+
+def copy_open_keyboard(t: Translator, action_id: int, ts: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=t("copy_open.buttons.copy"), callback_data=CopyOpenCB(op="go", action_id=action_id, ts=ts)
+    )
+    builder.button(
+        text=t("copy_open.buttons.skip"), callback_data=CopyOpenCB(op="skip", action_id=action_id, ts=ts)
+    )
+    builder.adjust(2)
     return builder.as_markup()

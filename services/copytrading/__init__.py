@@ -13,6 +13,7 @@ from services.copytrading.mirror import (
     Recorded,
     client_order_id,
 )
+from services.copytrading.open_trade import LateCopy, OpenTradeCopier, OpenTradeOffer
 from services.copytrading.publishing import (
     CopyStart,
     SignalCard,
@@ -36,6 +37,7 @@ __all__ = [
     "FeeResult",
     "FollowService",
     "FollowView",
+    "LateCopy",
     "LeaderProfile",
     "LeaderRow",
     "LeaderService",
@@ -44,6 +46,8 @@ __all__ = [
     "Leaderboard",
     "MirrorEngine",
     "NewAction",
+    "OpenTradeCopier",
+    "OpenTradeOffer",
     "ParsedSignal",
     "PostResult",
     "Recorded",

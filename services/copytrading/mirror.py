@@ -99,6 +99,10 @@ class CopyConfig:
     per_exchange_concurrency: int = 8  # live copies in flight per exchange
     paper_concurrency: int = 16  # paper copies in flight
     default_exchange: str = "binance"  # prices of paper accounts and of recorded actions
+    # copying a leader's open trade late (services/copytrading/open_trade.py)
+    open_trade_slippage_pct: Decimal = Decimal(2)  # refused when the price is this far above the entry
+    open_trade_offer_seconds: int = 300  # how long a "Copy now" button stays valid
+    stuck_copy_seconds: int = 120  # a late copy still queued after this is resumed (by its order id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +445,34 @@ class MirrorEngine:
         results = await asyncio.gather(*tasks)
         return [result for result in results if result is not None]
 
+    async def copy_one(
+        self,
+        action_id: int,
+        follow_id: int,
+        on_result: Callable[[CopyResult], Awaitable[None]] | None = None,
+    ) -> CopyResult | None:
+        """Copy one action to one follow exactly as `fan_out` copies it to each: the same lane, `copy_orders`
+        row, client order id, checks, notification and `on_result` (a late copy of an open trade). None
+        when the follow is gone or another run of this copy got there first."""
+        async with self.session_factory() as session:
+            row = await session.get(LeaderAction, action_id)
+            if row is None:
+                raise ValidationError("copy.errors.action_not_found", action_id=action_id)
+            action = ActionView.of(row)
+            found = (
+                await session.execute(
+                    select(Leader.display_name, Follow.mode, ExchangeAccount.exchange)
+                    .join(Follow, Follow.leader_id == Leader.id)
+                    .join(ExchangeAccount, ExchangeAccount.id == Follow.account_id)
+                    .where(Follow.id == follow_id, Leader.id == action.leader_id)
+                )
+            ).first()
+        if found is None:
+            return None
+        leader_name, mode, exchange = found
+        lane = PAPER_LANE if mode == "paper" else exchange
+        return await self._run(action, leader_name, follow_id, lane, on_result)
+
     async def _run(
         self,
         action: ActionView,
@@ -582,15 +614,7 @@ class MirrorEngine:
         breached = await self._drawdown(session, trading, follow)
         if breached is not None:
             raise _Skip("copy.paused_drawdown", **breached)
-        if follow.allocation_kind == "fixed":
-            spend = follow.allocation_value
-        else:
-            balances = await auto.holdings(account)
-            await session.commit()  # no transaction (or SQLite write lock) held across network calls
-            spend = await auto.equity(account, balances) * follow.allocation_value / HUNDRED
-        if follow.max_per_trade is not None:
-            spend = min(spend, follow.max_per_trade)
-        spend = spend.quantize(CENT, rounding=ROUND_DOWN)
+        spend = await self.entry_spend(session, auto, follow, account)
         if spend <= 0:
             raise _Skip("copy.skip.nothing_to_spend")
         base, _, quote = action.symbol.partition("/")
@@ -623,6 +647,21 @@ class MirrorEngine:
         )
         await session.flush()
         return execution, None, None
+
+    async def entry_spend(
+        self, session: AsyncSession, auto: AutoTrader, follow: Follow, account: ExchangeAccount
+    ) -> Decimal:
+        """What a copied entry of this follow spends (in the quote): its fixed allocation, or its percentage
+        of the account's equity now, capped by its maximum per trade; rounded down to the cent."""
+        if follow.allocation_kind == "fixed":
+            spend = follow.allocation_value
+        else:
+            balances = await auto.holdings(account)
+            await session.commit()  # no transaction (or SQLite write lock) held across network calls
+            spend = await auto.equity(account, balances) * follow.allocation_value / HUNDRED
+        if follow.max_per_trade is not None:
+            spend = min(spend, follow.max_per_trade)
+        return spend.quantize(CENT, rounding=ROUND_DOWN)
 
     async def _exit(
         self,

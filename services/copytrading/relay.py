@@ -19,6 +19,7 @@ import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -33,6 +34,7 @@ from services.copytrading.claims import Claim, FanOutClaims
 from services.copytrading.leaderboard import Leaderboard
 from services.copytrading.leaders import LeaderService
 from services.copytrading.mirror import CopyResult, MirrorEngine, PostResult, Recorded, summary
+from services.copytrading.open_trade import LateCopy, OpenTradeCopier, OpenTradeOffer
 from services.copytrading.publishing import SignalCard, signal_card
 from services.copytrading.views import ActionView, ChannelView, LeaderView
 from services.errors import AppError
@@ -92,6 +94,7 @@ class CopyRelay:
         self.publisher = publisher
         self.claims = claims or FanOutClaims(session_factory, clock=mirror.clock)
         self.queue: Dispatch | None = None  # the fan-out workers, when the application runs them
+        self.open_trades = OpenTradeCopier(mirror)
 
     async def is_leader(self, user_id: int) -> bool:
         async with self.session_factory() as session:
@@ -173,6 +176,22 @@ class CopyRelay:
         if result.action_id is not None and result.created:
             await self.dispatch(Recorded(result.action_id, created=True), tell_leader=True)
         return result
+
+    # ------------------------------------------------------------------------------ late copy, one follow
+
+    async def open_trade_offer(self, user_id: int, action_id: int) -> OpenTradeOffer | None:
+        """The leader's entry `action_id` as the user's follow would copy it now, or why it cannot be
+        (`services/copytrading/open_trade.py`); None when the action is not an entry."""
+        return await self.open_trades.offer(user_id, action_id)
+
+    async def copy_open_trade(
+        self, user_id: int, action_id: int, *, offered_at: datetime | None = None
+    ) -> LateCopy:
+        """ "Copy now": the open trade copied to the user's follow once, through the fan-out's path for one
+        follow; the follower is told how it went as a fan-out tells them."""
+        return await self.open_trades.copy_now(
+            user_id, action_id, offered_at=offered_at, on_result=self._told
+        )
 
     # ---------------------------------------------------------------------------------------- fan-out
 
