@@ -61,7 +61,17 @@ def build_copy_relay(
     bot_username: str,
 ) -> CopyRelay:
     mirror = MirrorEngine(
-        session_factory, services.trading, CopyConfig(default_exchange=settings.default_exchange)
+        session_factory,
+        services.trading,
+        CopyConfig(
+            fee_rate=settings.copy_trading.fee_rate,
+            leader_share=settings.copy_trading.leader_share,
+            per_exchange_concurrency=settings.copy_trading.per_exchange_concurrency,
+            paper_concurrency=settings.copy_trading.paper_concurrency,
+            default_exchange=settings.default_exchange,
+            open_trade_slippage_pct=settings.copy_trading.open_trade_slippage_pct,
+            open_trade_offer_seconds=settings.copy_trading.open_trade_offer_seconds,
+        ),
     )
     publisher = TelegramPublisher(bot, i18n, sender, bot_username)
     return CopyRelay(session_factory, mirror, services.entitlements, notifier, publisher)

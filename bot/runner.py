@@ -137,7 +137,7 @@ async def start_bot(settings: Settings) -> RunningBot:
         )
         app.dispatcher["copy_relay"] = copy_relay
         # leaders' actions are copied to their followers by these workers, off the update path
-        copy_queue = build_copy_queue(copy_relay)
+        copy_queue = build_copy_queue(copy_relay, workers=settings.copy_trading.fan_out_workers)
         copy_queue.start()
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()

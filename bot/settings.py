@@ -113,6 +113,18 @@ class VoiceSettings(BaseModel):
     local_files_only: bool = False
 
 
+class CopySettings(BaseModel):
+    """Copy trading: the platform fee on followers' copied live profit, the fan-out's pace, late copies."""
+
+    fee_rate: Decimal = Field(default=Decimal("0.30"), ge=0, le=1)  # of a live copy's realised profit
+    leader_share: Decimal = Field(default=Decimal("0.50"), ge=0, le=1)  # of that fee, credited to the leader
+    per_exchange_concurrency: int = Field(default=8, ge=1)  # live copies in flight per exchange
+    paper_concurrency: int = Field(default=16, ge=1)  # paper copies in flight
+    fan_out_workers: int = Field(default=4, ge=1)  # leader actions carried out at once
+    open_trade_slippage_pct: Decimal = Field(default=Decimal(2), ge=0)  # a late copy's price guard
+    open_trade_offer_seconds: int = Field(default=300, gt=0)  # how long a "Copy now" button stays valid
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -183,6 +195,8 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str = "https://api.stripe.com"  # the local Stripe API in tests and the sandbox
     stripe_renewal_grace_hours: int = 72
+
+    copy_trading: CopySettings = Field(default_factory=CopySettings)
 
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)

@@ -11,8 +11,10 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
 
+from bot.settings import CopySettings
 from db.models import CopyOrder, Follow, Leader, Order, PaperBalance, Position, User
 from sandbox.telegram.client import BotMessage, ChatUser
 from tests.e2e.test_accounts_live import give_plan
@@ -228,3 +230,13 @@ async def test_three_followers_with_different_allocations_and_an_isolated_refusa
     assert set(spent) == {7102, 7103}
     assert D(99) < spent[7102] <= D(100)  # fixed 100 USDT
     assert D(495) < spent[7103] <= D(500)  # 5% of 10,000 USDT
+
+
+async def test_the_fee_and_the_fan_out_follow_the_settings(tmp_path: Path, sqlite_url: str) -> None:
+    tuned = CopySettings(fee_rate=D("0.2"), leader_share=D("0.25"), fan_out_workers=2)
+    async with bot_stack(tmp_path, database_url=sqlite_url, copy_trading=tuned) as stack:
+        relay = stack.app.dispatcher["copy_relay"]
+        assert (relay.mirror.config.fee_rate, relay.mirror.config.leader_share) == (D("0.2"), D("0.25"))
+        assert stack.running.copy_queue is not None and stack.running.copy_queue.workers == 2
+    with pytest.raises(PydanticValidationError):
+        CopySettings(fee_rate=D("1.5"))
