@@ -15,6 +15,7 @@ from handlers import (
     market,
     menu,
     positions,
+    risk,
     settings,
     signals,
     start,
@@ -32,6 +33,7 @@ def build_root_router() -> Router:
         copytrading.build_router(),  # before start: the Copy deep link is a /start payload
         start.build_router(),
         settings.build_router(),
+        risk.build_router(),
         admin.build_router(),
         trading.build_router(),
         positions.build_router(),

@@ -20,6 +20,7 @@ COMMANDS = (
     "tp",
     "cancel",
     "panic",
+    "risk",
     "analyze",
     "signal",
     "models",

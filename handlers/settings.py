@@ -8,7 +8,8 @@ from aiogram.types import BotCommandScopeChat, CallbackQuery, Message
 from handlers.commands import bot_commands
 from handlers.filters import PRIVATE
 from handlers.render import show
-from keyboards.menu import LanguageCB, MenuCB, language_keyboard, main_menu, settings_keyboard
+from keyboards.menu import LanguageCB, MenuCB, language_keyboard, main_menu
+from keyboards.risk import settings_with_risk
 from services.exchanges.types import exchange_name
 from services.i18n import I18n, Translator
 from services.trading.service import TradingService
@@ -46,13 +47,13 @@ async def cmd_settings(
     message: Message, user: UserProfile, i18n: Translator, locale: str, trading: TradingService
 ) -> None:
     text = await _settings_text(i18n, user, locale, trading)
-    await message.answer(text, reply_markup=settings_keyboard(i18n))
+    await message.answer(text, reply_markup=settings_with_risk(i18n))
 
 
 async def on_settings(
     query: CallbackQuery, user: UserProfile, i18n: Translator, locale: str, trading: TradingService
 ) -> None:
-    await show(query, await _settings_text(i18n, user, locale, trading), settings_keyboard(i18n))
+    await show(query, await _settings_text(i18n, user, locale, trading), settings_with_risk(i18n))
 
 
 async def cmd_language(message: Message, i18n: Translator, i18n_hub: I18n, locale: str) -> None:

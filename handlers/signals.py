@@ -224,7 +224,8 @@ async def on_trade_signal(
     if trade.side == "buy":
         profile, _ = await trading.active_account(user)
         folio = await trading.portfolio(user)
-        amount = size_by_risk(folio.equity, trade.entry_price, trade.stop_loss, profile.max_position_pct)
+        limits = await trading.limits_in_force(user.id, profile)
+        amount = size_by_risk(folio.equity, trade.entry_price, trade.stop_loss, limits.max_position_pct)
         request = signal_order(trade, amount)
     else:  # on spot a sell signal means leaving the position
         request = signal_order(trade)

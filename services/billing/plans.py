@@ -14,6 +14,18 @@ pro         $99/mo   3              unlimited      yes        follower, leader  
 enterprise  $499/mo  unlimited      unlimited      yes        follower, leader  yes          3,000
 =========== ======== ============== ============== ========== ================= ============ ==========
 
+Risk ceilings (the most a user may set each of their own risk limits to; the limits an order is checked
+against are the user's own, clamped to their plan's ceilings now):
+
+=========== =============== ============== ==============
+plan        position/equity open positions daily loss
+=========== =============== ============== ==============
+free        25%             10             5%
+basic       35%             15             8%
+pro         50%             30             15%
+enterprise  no ceiling      no ceiling     no ceiling
+=========== =============== ============== ==============
+
 A credit costs $0.10 and covers $1 of realised profit on live trades; packs of 100, 500 and 2,000 credits.
 """
 
@@ -28,6 +40,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.billing.errors import UnknownPack, UnknownPlan
+from services.risk.limits import RiskCeilings
 
 FREE = "free"
 BASIC = "basic"
@@ -52,8 +65,19 @@ class PlanSettings(BaseModel):
     copy_follow: bool = False
     copy_lead: bool = False
     white_label: bool = False
+    # Risk ceilings: the most the plan lets a user set their own limit to (None: no ceiling).
+    max_position_pct: Decimal | None = Field(default=None, gt=0, le=100)  # of equity, per position
+    max_open_positions: int | None = Field(default=None, gt=0)
+    max_daily_loss_pct: Decimal | None = Field(default=None, gt=0, le=100)  # of equity
 
-    @field_validator("live_exchanges", "ai_signals_per_day", mode="before")
+    @field_validator(
+        "live_exchanges",
+        "ai_signals_per_day",
+        "max_position_pct",
+        "max_open_positions",
+        "max_daily_loss_pct",
+        mode="before",
+    )
     @classmethod
     def _unlimited(cls, value: Any) -> Any:
         """`unlimited` (or `none`, `null`) in an environment variable means no limit."""
@@ -69,6 +93,9 @@ DEFAULT_PLANS: dict[str, dict[str, Any]] = {
         "monthly_credits": 0,
         "live_exchanges": 0,
         "ai_signals_per_day": 3,
+        "max_position_pct": Decimal(25),
+        "max_open_positions": 10,
+        "max_daily_loss_pct": Decimal(5),
     },
     BASIC: {
         "name": "Basic",
@@ -76,6 +103,9 @@ DEFAULT_PLANS: dict[str, dict[str, Any]] = {
         "monthly_credits": 100,
         "live_exchanges": 1,
         "ai_signals_per_day": 20,
+        "max_position_pct": Decimal(35),
+        "max_open_positions": 15,
+        "max_daily_loss_pct": Decimal(8),
     },
     PRO: {
         "name": "Pro",
@@ -86,6 +116,9 @@ DEFAULT_PLANS: dict[str, dict[str, Any]] = {
         "auto_trade": True,
         "copy_follow": True,
         "copy_lead": True,
+        "max_position_pct": Decimal(50),
+        "max_open_positions": 30,
+        "max_daily_loss_pct": Decimal(15),
     },
     ENTERPRISE: {
         "name": "Enterprise",
@@ -97,6 +130,9 @@ DEFAULT_PLANS: dict[str, dict[str, Any]] = {
         "copy_follow": True,
         "copy_lead": True,
         "white_label": True,
+        "max_position_pct": None,
+        "max_open_positions": None,
+        "max_daily_loss_pct": None,
     },
 }
 
@@ -157,10 +193,21 @@ class PlanLimits:
     copy_follow: bool
     copy_lead: bool
     white_label: bool
+    max_position_pct: Decimal | None = None  # risk ceilings, None: no ceiling
+    max_open_positions: int | None = None
+    max_daily_loss_pct: Decimal | None = None
 
     @property
     def live_trading(self) -> bool:
         return self.live_exchanges is None or self.live_exchanges > 0
+
+    @property
+    def risk_ceilings(self) -> RiskCeilings:
+        return RiskCeilings(
+            max_position_pct=self.max_position_pct,
+            max_open_positions=self.max_open_positions,
+            max_daily_loss_pct=self.max_daily_loss_pct,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +276,9 @@ class Catalogue:
                         copy_follow=ps.copy_follow,
                         copy_lead=ps.copy_lead,
                         white_label=ps.white_label,
+                        max_position_pct=ps.max_position_pct,
+                        max_open_positions=ps.max_open_positions,
+                        max_daily_loss_pct=ps.max_daily_loss_pct,
                     ),
                 )
             )

@@ -216,7 +216,8 @@ async def _run_symbol(
                 return None  # no pyramiding
             profile, _ = await trading.active_account(user)
             equity = await auto.equity(account)
-            amount = size_by_risk(equity, trade.entry_price, trade.stop_loss, profile.max_position_pct)
+            limits = await trading.limits_in_force(user.id, profile)
+            amount = size_by_risk(equity, trade.entry_price, trade.stop_loss, limits.max_position_pct)
             if amount <= 0:
                 return None
             request = signal_order(trade, amount)

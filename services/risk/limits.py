@@ -21,6 +21,32 @@ class RiskLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class RiskCeilings:
+    """The most a plan lets a user set each limit to; `None`: no ceiling."""
+
+    max_position_pct: Decimal | None = None
+    max_open_positions: int | None = None
+    max_daily_loss_pct: Decimal | None = None
+
+
+NO_CEILINGS = RiskCeilings()
+
+
+def _lower(value: Any, ceiling: Any) -> Any:
+    return value if ceiling is None or value <= ceiling else ceiling
+
+
+def clamp(limits: RiskLimits, ceilings: RiskCeilings) -> RiskLimits:
+    """The limits in force: the user's own, each lowered to its plan's ceiling (never raised). A
+    downgrade therefore takes effect at once, and an upgrade gives back the user's own setting."""
+    return RiskLimits(
+        max_position_pct=_lower(limits.max_position_pct, ceilings.max_position_pct),
+        max_open_positions=_lower(limits.max_open_positions, ceilings.max_open_positions),
+        max_daily_loss_pct=_lower(limits.max_daily_loss_pct, ceilings.max_daily_loss_pct),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class AccountState:
     equity: Decimal  # quote value of everything the account holds
     open_positions: int
@@ -29,6 +55,7 @@ class AccountState:
     realized_today: Decimal  # negative when losing
     paused_until: datetime | None = None
     pause_reason: str | None = None
+    ceilings: RiskCeilings = NO_CEILINGS  # of the user's plan now: the limits are clamped to them
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +74,7 @@ def check_order(
     now: datetime,
 ) -> RiskDecision:
     """Sells that reduce a position are always allowed (a stop-loss must never be blocked);
-    buys must fit every limit."""
+    buys must fit every limit, each clamped to the plan's ceiling (`state.ceilings`)."""
     if side == "sell":
         return RiskDecision(True)
     if state.paused_until is not None and state.paused_until > now:
@@ -56,6 +83,7 @@ def check_order(
             "risk.paused_kill_switch" if state.pause_reason == "panic" else "risk.paused_daily_loss",
             {"until": state.paused_until},
         )
+    limits = clamp(limits, state.ceilings)
     equity = state.equity
     if equity <= 0:
         return RiskDecision(False, "risk.no_equity", {})
@@ -92,4 +120,5 @@ def check_order(
 
 def max_affordable(limits: RiskLimits, state: AccountState) -> Decimal:
     """The largest buy (quote) the position-size limit allows now."""
+    limits = clamp(limits, state.ceilings)
     return max(state.equity * limits.max_position_pct / HUNDRED - state.position_value, ZERO)

@@ -23,7 +23,15 @@ from db.types import utcnow
 from services.billing.entitlements import Entitlements
 from services.errors import AppError, NotFoundError, ValidationError
 from services.exchanges.types import Credentials, ExchangeClient, MarketInfo, OrderBook, Ticker
-from services.risk.limits import AccountState, RiskDecision, RiskLimits, check_order
+from services.risk.limits import (
+    NO_CEILINGS,
+    AccountState,
+    RiskCeilings,
+    RiskDecision,
+    RiskLimits,
+    check_order,
+    clamp,
+)
 from services.trading.paper import Fill, limit_fill, round_step, walk_book
 from services.trading.parser import AmountUnit, RequestKind, TradeRequest
 from services.trading.pnl import PositionState
@@ -448,6 +456,7 @@ class TradingService:
 
     @staticmethod
     def _limits(profile: TradingProfile) -> RiskLimits:
+        """The user's own limits; `check_order` clamps them to the plan's ceilings in the account state."""
         return RiskLimits(
             max_position_pct=profile.max_position_pct,
             max_open_positions=profile.max_open_positions,
@@ -474,7 +483,19 @@ class TradingService:
             realized_today=await self.repo.realized_since(account.id, _start_of_day(self.clock())),
             paused_until=profile.paused_until,
             pause_reason=profile.pause_reason,
+            ceilings=await self.risk_ceilings(profile.user_id),
         )
+
+    async def limits_in_force(self, user_id: int, profile: TradingProfile) -> RiskLimits:
+        """The user's own risk limits lowered to their plan's ceilings: what orders are checked and sized
+        against."""
+        return clamp(self._limits(profile), await self.risk_ceilings(user_id))
+
+    async def risk_ceilings(self, user_id: int) -> RiskCeilings:
+        """The risk ceilings of the user's plan now (a downgrade clamps at once; none without billing)."""
+        if self.entitlements is None:
+            return NO_CEILINGS
+        return (await self.entitlements.plan(user_id)).limits.risk_ceilings
 
     async def _prices(
         self, account: ExchangeAccount, balances: dict[str, Any], known: dict[str, Decimal] | None = None
