@@ -159,7 +159,9 @@ async def serve_floor(api: str, token: str, *, settled: bool = False) -> None:
     port = int(runner.addresses[0][1])
     if settled:
         from bot import heap
+        from bot.logging import setup_logging
 
+        setup_logging("WARNING", "console")  # stdout carries only the announcement
         heap.settle()
     try:
         _announce(f"http://127.0.0.1:{port}{FLOOR_PATH}", FLOOR_SECRET)
