@@ -22,7 +22,8 @@ def test_settle_freezes_what_is_alive_and_raises_the_young_threshold(restored_gc
     survivor = [[index] for index in range(1000)]  # lists are tracked by the collector
     assert any(obj is survivor for obj in gc.get_objects())
     settled = heap.settle()
-    assert settled.frozen == gc.get_freeze_count() > len(survivor)
+    # (frozen objects can still be freed when their last reference goes: the count only roughly stays)
+    assert settled.frozen > len(survivor) and gc.get_freeze_count() > len(survivor)
     assert gc.get_threshold() == heap.THRESHOLDS
     # frozen objects are out of the collector's sight: no generation holds them any more
     assert not any(obj is survivor for obj in gc.get_objects())
