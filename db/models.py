@@ -165,6 +165,8 @@ class Order(Base):
     exchange_order_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="new")
     filled: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    # how much of a live order is booked on its position (a resting order is booked part by part)
+    booked: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0), server_default=text("0"))
     average_price: Mapped[Decimal | None] = mapped_column(MONEY)
     cost: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
     fee: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))

@@ -212,7 +212,14 @@ async def cmd_orders(message: Message, user: UserProfile, i18n: Translator, trad
             amount=fmt.amount(o.amount),
             symbol=o.symbol,
             price=fmt.price(o.average_price) if o.average_price else "—",
-            status=o.status,
+            status=i18n(
+                "trade.partial_fill.status",
+                status=o.status,
+                filled=fmt.amount(o.filled),
+                amount=fmt.amount(o.amount),
+            )
+            if o.filled > 0
+            else o.status,
             reason=o.reason,
         )
         for o in orders

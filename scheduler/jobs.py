@@ -83,7 +83,21 @@ async def live_orders_job(
         tenant_id=tenant_id,
     )
     for update in updates:
-        if update.execution is not None:
+        if update.partial is not None:  # a resting order filled in part (that part is booked)
+            part = update.partial
+            await notifier.send(
+                update.telegram_id,
+                update.locale,
+                f"trade.partial_fill.{update.side}",
+                id=update.order_id,
+                symbol=update.symbol,
+                filled=part.filled,
+                amount=part.amount,
+                base=part.base,
+                price=_price(part.average_price),
+                quote=part.quote,
+            )
+        elif update.execution is not None:
             await _tell_filled(notifier, update.telegram_id, update.locale, update.execution)
         else:
             await notifier.send(

@@ -19,6 +19,7 @@ FEES = FeeSchedule(maker=Decimal("0.001"), taker=Decimal("0.001"), mode="receive
 MAX_RECV_WINDOW = 60_000
 
 STATUS = {"open": "NEW", "filled": "FILLED", "canceled": "CANCELED"}
+PARTIALLY_FILLED = "PARTIALLY_FILLED"  # an open order with fills
 COIN_NAMES = {
     "BTC": "Bitcoin",
     "ETH": "Ethereum",
@@ -616,6 +617,8 @@ class BinanceFrontend(Frontend):
 
     def _order_fields(self, order: Order) -> dict[str, Any]:
         status = STATUS[order.status]
+        if order.is_open and order.filled > 0:
+            status = PARTIALLY_FILLED
         if order.status == "canceled" and order.time_in_force in ("IOC", "FOK") and order.type == "limit":
             status = "EXPIRED"
         if order.status == "canceled" and order.triggered:

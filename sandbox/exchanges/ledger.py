@@ -1,10 +1,12 @@
 """Accounts, orders and trades of one emulated exchange, matched against a shared :class:`Market`.
 
 Market orders fill at once by walking the book (taker fee); limit orders that do not cross rest, lock their
-funds, and fill whole at their limit price (maker fee) once the market crosses them. Stop orders (stop-loss,
-take-profit) wait with their funds locked until the last price crosses their trigger price (``down``: at or
-below it, ``up``: at or above it), then become market or limit orders and fill as those do. Amounts are
-Decimal.
+funds, and fill at their limit price (maker fee) once the market crosses them: what is left of them at once,
+or part by part through :meth:`Ledger.fill_part` (the counterparties an exchange matches a resting order
+with, a few at a time); a partly filled order stays open with its fills, and a cancel ends it with them.
+Stop orders (stop-loss, take-profit) wait with their funds locked until the last price crosses their trigger
+price (``down``: at or below it, ``up``: at or above it), then become market or limit orders and fill as those
+do. Amounts are Decimal.
 """
 
 from __future__ import annotations
@@ -366,6 +368,23 @@ class Ledger:
         order.updated_ms = self.market.now_ms()
         return order
 
+    def fill_part(self, order_id: str, amount: Decimal | str | int | float) -> Order:
+        """Fill ``amount`` of a resting limit order at its price (maker fee), as a counterparty taking part of
+        it would; the order stays open until nothing is left of it. ``amount`` must be a multiple of the
+        symbol's step and at most what is left."""
+        order = self.orders.get(str(order_id))
+        if order is None:
+            raise LedgerError(ErrorKind.UNKNOWN_ORDER, str(order_id))
+        if not order.is_open or order.waiting or order.type != "limit" or order.price is None:
+            raise LedgerError(ErrorKind.ORDER_NOT_OPEN, order.id)
+        part = Decimal(str(amount))
+        if part <= 0 or part > order.remaining:
+            raise LedgerError(ErrorKind.BAD_ARGUMENT, f"{part} of {order.remaining} left")
+        if not is_multiple(part, self.spec(order.symbol).step):
+            raise LedgerError(ErrorKind.AMOUNT_STEP, str(part))
+        self._fill_resting(self.accounts[order.api_key], order, part)
+        return order
+
     def cancel_all(self, account: Account, symbol: str | None = None) -> list[Order]:
         return [self.cancel_order(account, o.id) for o in self.list_orders(account, symbol, "open")]
 
@@ -561,7 +580,23 @@ class Ledger:
             account.unlock(order.locked_asset, order.locked_amount)
             order.locked_amount = Decimal(0)
 
-    def _execute(self, account: Account, order: Order, levels: list[Level], maker: bool) -> None:
+    def _fill_resting(self, account: Account, order: Order, part: Decimal) -> None:
+        """Fill ``part`` of a resting limit order at its price, releasing the funds locked for that part."""
+        assert order.price is not None
+        if part >= order.remaining:
+            self._release(account, order)
+        else:
+            _, share = self._lock_for(self.spec(order.symbol), order.side, part, order.price)
+            share = min(share, order.locked_amount)
+            account.unlock(order.locked_asset, share)
+            order.locked_amount -= share
+        self._execute(
+            account, order, [Level(order.price, part)], maker=True, complete=part >= order.remaining
+        )
+
+    def _execute(
+        self, account: Account, order: Order, levels: list[Level], maker: bool, complete: bool = True
+    ) -> None:
         spec = self.market.spec(order.symbol)
         rate = self.fees.maker if maker else self.fees.taker
         now = self.market.now_ms()
@@ -599,7 +634,8 @@ class Ledger:
             order.cost += cost
             order.fee += fee
             order.fee_asset = fee_asset
-        order.status = "filled"
+        if complete:
+            order.status = "filled"
         order.updated_ms = now
 
     def _on_price(self, symbol: str, low: Decimal, high: Decimal, last: Decimal) -> None:
@@ -618,6 +654,4 @@ class Ledger:
             )
             if not crossed:
                 continue
-            account = self.accounts[order.api_key]
-            self._release(account, order)
-            self._execute(account, order, [Level(order.price, order.amount)], maker=True)
+            self._fill_resting(self.accounts[order.api_key], order, order.remaining)

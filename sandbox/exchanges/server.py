@@ -10,7 +10,7 @@ from aiohttp import web
 
 from sandbox.exchanges import binance, kraken, kucoin
 from sandbox.exchanges.http import Faults, Frontend, RequestRecord
-from sandbox.exchanges.ledger import Account, Ledger
+from sandbox.exchanges.ledger import Account, ErrorKind, Ledger, LedgerError, Order
 from sandbox.exchanges.market import Market
 
 EXCHANGE_IDS = ("binance", "kraken", "kucoin")
@@ -106,6 +106,18 @@ class ExchangeEmulator:
     def balances(self, api_key: str) -> dict[str, Decimal]:
         account = self.ledger.accounts[api_key]
         return {a: account.total(a) for a in account.assets()}
+
+    def fill_part(
+        self, amount: Decimal | str | int | float, order_id: str | None = None, client_id: str | None = None
+    ) -> Order:
+        """Fill ``amount`` of a resting limit order (by its id or client order id) at its price, as a
+        counterparty taking part of it would; it stays open until nothing is left of it."""
+        if order_id is None:
+            matches = [o for o in self.ledger.orders.values() if client_id and o.client_id == client_id]
+            if not matches:
+                raise LedgerError(ErrorKind.UNKNOWN_ORDER, str(client_id))
+            order_id = matches[-1].id
+        return self.ledger.fill_part(order_id, amount)
 
     # -- faults ----------------------------------------------------------------------------------------------
     def outage(self, on: bool = True) -> None:

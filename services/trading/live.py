@@ -1,9 +1,11 @@
 """Live orders on an exchange account.
 
 Every order row, with its deterministic client order id, is committed before anything is sent. The exchange's
-answer is booked once, when the order has ended (filled, cancelled with a partial fill, rejected); a resting
-limit order, or an order whose outcome is unknown after a timeout, is followed up by the scheduled watcher by
-that id and never resent.
+answer is booked once: a market order when it has ended (filled, rejected), a resting limit order part by part
+as the scheduled watcher sees it fill (``Order.booked`` is how much is booked so far, compared under the row's
+lock, so each part is booked exactly once), and what is left when it ends (filled, cancelled). A resting limit
+order, or an order whose outcome is unknown after a timeout, is followed up by the watcher by its client order
+id and never resent.
 """
 
 from __future__ import annotations
@@ -42,21 +44,38 @@ USD_QUOTES = frozenset({"USDT", "USDC", "USD", "FDUSD", "BUSD", "TUSD", "DAI"})
 NOT_PLACED = "exchange.order_not_placed"
 
 
+def _booked(order: Order) -> Decimal:
+    """How much of the order is booked on its position so far."""
+    return order.booked if order.booked is not None else ZERO
+
+
 class LiveUnavailable(ValidationError):
     message_key = "trade.errors.live_not_available"
 
 
 @dataclass(frozen=True, slots=True)
+class PartialFill:
+    """How much of a resting order has filled so far (booked), for the user's notification."""
+
+    filled: Decimal
+    amount: Decimal
+    average_price: Decimal
+    base: str
+    quote: str
+
+
+@dataclass(frozen=True, slots=True)
 class OrderUpdate:
-    """An order the watcher saw end, for the user's notification."""
+    """An order the watcher saw end (or fill in part), for the user's notification."""
 
     telegram_id: int
     locale: str | None
-    kind: str  # filled | canceled | not_placed
+    kind: str  # filled | canceled | not_placed | partial
     order_id: int
     symbol: str
     side: str
     execution: Execution | None
+    partial: PartialFill | None = None
 
 
 class LiveOrders:
@@ -139,7 +158,8 @@ class LiveOrders:
         assert locked is not None
         if locked.status in ENDED:  # a slow answer: the order watcher settled it meanwhile
             return locked, await self.execution_of(locked, market)
-        return locked, await self.apply(locked, market, result)
+        # a part filled at once is booked by the watcher: the caller reports a resting order
+        return locked, await self.apply(locked, market, result, book_partial=False)
 
     async def execution_of(self, order: Order, market: MarketInfo) -> Execution | None:
         """The execution of an order already booked (as the watcher recorded it)."""
@@ -170,26 +190,39 @@ class LiveOrders:
             order_type=order.order_type,
         )
 
-    async def apply(self, order: Order, market: MarketInfo, result: OrderResult) -> Execution | None:
+    async def apply(
+        self, order: Order, market: MarketInfo, result: OrderResult, *, book_partial: bool = True
+    ) -> Execution | None:
         """Record the exchange's view of an order that has not ended yet (the caller holds its row).
 
-        An order still open is only marked so; an order that ended is booked on its position once."""
+        An order that ended is booked on its position (what was not booked before); a resting limit order
+        that filled in part has that part booked (``book_partial``; an execution of status "open"), once."""
         if order.status in ENDED:
             return None
         order.exchange_order_id = result.exchange_order_id or order.exchange_order_id
         order.updated_at = self.clock()
         if result.status == "open":
-            order.status, order.filled = "open", result.filled
+            order.status = "open"
+            if book_partial and order.order_type == "limit" and result.filled > _booked(order):
+                return await self.book(order, market, result)
+            order.filled = max(result.filled, _booked(order))
             await self.session.flush()
             return None
         if result.filled <= 0:
             order.status, order.filled = result.status, ZERO
             await self.session.flush()
             return None
+        if result.filled <= _booked(order):  # every part was booked already: the order just ended
+            order.status, order.updated_at = result.status, self.clock()
+            await self.session.flush()
+            return await self.execution_of(order, market)
         return await self.book(order, market, result)
 
     async def book(self, order: Order, market: MarketInfo, result: OrderResult) -> Execution:
-        """Book an exchange fill on the order and the position (fees converted to the quote asset)."""
+        """Book an exchange fill on the order and the position (fees converted to the quote asset): what the
+        exchange reports beyond the part already booked (``order.booked``; the caller holds the row).
+
+        The execution returned is the order's whole fill so far (status "open" while it rests)."""
         from services.trading.service import Execution, _is_dust, _new_position, _state, _store
 
         now = self.clock()
@@ -200,27 +233,42 @@ class LiveOrders:
             if result.fee_asset == market.base and order.side == "buy"
             else result.filled
         )
+        # the part not booked yet: what the exchange reports beyond what earlier parts booked
+        first = _booked(order) <= 0
+        new_filled = result.filled - _booked(order)
+        new_cost = result.cost - (ZERO if first else order.cost)
+        new_fee = max(result.fee - (ZERO if first else order.fee), ZERO)
+        new_price = new_cost / new_filled if new_filled > 0 else price
+        new_fee_quote = new_fee if result.fee_asset in (None, market.quote) else new_fee * new_price
+        new_received = (
+            new_filled - new_fee if result.fee_asset == market.base and order.side == "buy" else new_filled
+        )
         order.exchange_order_id = result.exchange_order_id or order.exchange_order_id
         order.status = result.status
-        order.filled, order.average_price, order.cost = result.filled, price, result.cost
-        order.fee, order.fee_asset, order.updated_at = result.fee, result.fee_asset, now
+        order.filled, order.booked, order.average_price = result.filled, result.filled, price
+        order.cost, order.fee, order.fee_asset, order.updated_at = (
+            result.cost,
+            result.fee,
+            result.fee_asset,
+            now,
+        )
         position = await self.repo.open_position(order.account_id, market.symbol, for_update=True)
         realized: Decimal | None = None
-        if order.side == "buy" and received > 0:
+        if order.side == "buy" and new_received > 0:
             if position is None:
                 position = await self.repo.add_position(
                     _new_position(order.user_id, order.account_id, order.exchange, market.symbol, now)
                 )
-            state = _state(position).after_buy(received, result.cost, fee_quote)
+            state = _state(position).after_buy(new_received, new_cost, new_fee_quote)
             if order.stop_loss is not None:
                 position.stop_loss = order.stop_loss
             if order.take_profit is not None:
                 position.take_profit = order.take_profit
             _store(position, state, now)
-        elif order.side == "sell" and position is not None and position.amount > 0 and result.filled > 0:
-            sold = min(result.filled, position.amount)
+        elif order.side == "sell" and position is not None and position.amount > 0 and new_filled > 0:
+            sold = min(new_filled, position.amount)
             state, realized = _state(position).after_sell(
-                sold, result.cost * sold / result.filled, fee_quote * sold / result.filled
+                sold, new_cost * sold / new_filled, new_fee_quote * sold / new_filled
             )
             if _is_dust(state.amount, market):
                 # What is left cannot be traded (below the exchange's step or minimum): written off.
@@ -233,15 +281,21 @@ class LiveOrders:
             state = _state(position) if position is not None else PositionState()
         if position is not None and order.order_type != "stop" and position.protection is not None:
             position.protection = None  # its amount changed: the native stop is placed again for it
-        order.realized_pnl = realized or ZERO
-        order.position_id = position.id if position is not None else None
+        order.realized_pnl = (ZERO if first else order.realized_pnl) + (realized or ZERO)
+        if position is not None:
+            order.position_id = position.id
+        elif first:
+            order.position_id = None
         await self.session.flush()
         if self.trading.on_fill is not None:
             self.trading.on_fill("live", order.side, order.order_type)
         if realized is not None and realized > 0 and market.quote in USD_QUOTES:
-            # live profit uses up credits (1 credit per USD); what they do not cover becomes debt
+            # live profit uses up credits (1 credit per USD); what they do not cover becomes debt. One key
+            # per booking: the whole order booked at once, else each part by the fill it brought the order to
+            whole = first and result.status != "open"
+            key = f"profit:order:{order.id}" if whole else f"profit:order:{order.id}:{result.filled}"
             await CreditLedger(self.session).consume_profit(
-                order.user_id, realized, f"profit:order:{order.id}", reference=f"order:{order.id}"
+                order.user_id, realized, key, reference=f"order:{order.id}"
             )
         return Execution(
             order_id=order.id,
@@ -253,9 +307,10 @@ class LiveOrders:
             cost=result.cost,
             fee=fee_quote,
             quote=market.quote,
-            realized_pnl=realized,
+            realized_pnl=order.realized_pnl if order.side == "sell" and realized is not None else realized,
             position_amount=state.amount,
             position_entry=state.average_entry,
+            status="open" if result.status == "open" else "filled",
             order_type=order.order_type,
         )
 
@@ -419,8 +474,27 @@ async def _follow(
             )
             await session.commit()
             return OrderUpdate(user.telegram_id, locale, "not_placed", order_id, symbol, locked.side, None)
-        before = locked.status
+        before, booked_before = locked.status, _booked(locked)
         execution = await live.apply(locked, market, result)
+        if locked.status == "open" and execution is not None:  # a part filled: booked now, once
+            await trading.audit.add(
+                "order.partially_filled",
+                tenant_id=user.tenant_id,
+                user_id=user.id,
+                details={
+                    "order_id": order_id,
+                    "mode": "live",
+                    "filled": str(locked.filled),
+                    "booked_before": str(booked_before),
+                },
+            )
+            await session.commit()
+            partial = PartialFill(
+                locked.filled, locked.amount, execution.average_price, market.base, market.quote
+            )
+            return OrderUpdate(
+                user.telegram_id, locale, "partial", order_id, symbol, locked.side, execution, partial
+            )
         if locked.status == before:
             await session.commit()
             return None
@@ -437,4 +511,12 @@ async def _follow(
         return OrderUpdate(user.telegram_id, locale, kind, order_id, symbol, locked.side, execution)
 
 
-__all__ = ["ENDED", "PENDING", "LiveOrders", "LiveUnavailable", "OrderUpdate", "watch_live_orders"]
+__all__ = [
+    "ENDED",
+    "PENDING",
+    "LiveOrders",
+    "LiveUnavailable",
+    "OrderUpdate",
+    "PartialFill",
+    "watch_live_orders",
+]

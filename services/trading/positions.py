@@ -77,6 +77,7 @@ class OrderView:
     fee: Decimal
     reason: str
     created_at: datetime
+    filled: Decimal = ZERO  # of a resting order: the part filled so far (amount is the whole order)
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,12 +326,13 @@ class PositionService:
                 o.side,
                 o.order_type,
                 o.status,
-                o.filled or o.amount,
+                o.amount if o.status == "open" else (o.filled or o.amount),
                 o.average_price,
                 o.cost,
                 o.fee,
                 o.reason,
                 o.created_at,
+                o.filled if o.status == "open" else ZERO,
             )
             for o in rows
         ]
