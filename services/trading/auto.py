@@ -25,14 +25,12 @@ from sqlalchemy import select
 from db.models import ExchangeAccount, Order
 from services.errors import ValidationError
 from services.exchanges.types import MarketInfo
-from services.risk.limits import check_order
 from services.trading.live import ENDED, LiveOrders
 from services.trading.paper import Fill
 from services.trading.parser import OrderType, RequestKind, TradeRequest
 from services.trading.service import (
     PAPER,
     Execution,
-    InsufficientBalance,
     RiskRefused,
     TradingService,
     _equity,
@@ -94,53 +92,22 @@ class AutoTrader:
         ):
             raise ValidationError("trade.errors.not_an_order")
         trading = self.trading
-        side = str(request.side)
-        profile, active = await trading.active_account(user)
         if account is None:
-            account = active
+            _, account = await trading.active_account(user)
         elif account.user_id != user.id or account.removed_at is not None:
             raise ValidationError("trade.errors.live_not_available")
         done = await self.existing(client_order_id)
         if done is not None:
             return await self._replay(done, account)
-        exchange_id = trading._exchange_of(account)
-        client = trading.market_data.public(exchange_id)
-        if account.is_paper:
-            balances = dict(await self.repo.balances(account.id))
-            await self.session.commit()  # no transaction (or SQLite write lock) held across network calls
-        else:
-            if side == "buy":
-                await trading._require_live_entry(user, account)
-            balances = await trading.live_balances(account)
-        market = await client.market(request.symbol)
-        held = balances[market.base].free if market.base in balances else ZERO
-        quote_free = balances[market.quote].free if market.quote in balances else ZERO
-        book = await client.fetch_order_book(market.symbol, 50)
-        try:
-            fill = trading._estimate(book, market, side, request, held, quote_free)
-        except ValidationError as exc:
-            if exc.message_key != "trade.errors.amount_too_small":
-                raise
-            raise ValidationError(
-                "trade.errors.below_min_amount",
-                minimum=market.min_amount or market.amount_step,
-                unit=market.base,
-            ) from None
-        trading._check_minimums(market, fill)
-        if side == "buy" and fill.cost + fill.fee > quote_free:
-            raise InsufficientBalance(need=fill.cost + fill.fee, have=quote_free, asset=market.quote)
-        if side == "sell" and fill.amount > held:
-            raise InsufficientBalance(need=fill.amount, have=held, asset=market.base)
-        state = await trading._account_state(profile, account, market, balances, book)
-        decision = check_order(
-            trading._limits(profile), state, side=side, notional=fill.cost, now=trading.clock()
-        )
+        # priced and checked exactly as a manual order's confirmation card is
+        inputs = await trading.order_inputs(user, request, account=account)
+        fill = trading.market_fill(inputs, request)
+        decision = await trading.market_risk(inputs, request, fill)
         if not decision.allowed:
             raise RiskRefused(decision)
-        trading._check_protections(side, fill.average_price, request)
         if account.is_paper:
-            return await self._paper(user, account, market, request, fill, client_order_id, reason)
-        return await self._live(user, account, market, request, fill.amount, client_order_id, reason)
+            return await self._paper(user, account, inputs.market, request, fill, client_order_id, reason)
+        return await self._live(user, account, inputs.market, request, fill.amount, client_order_id, reason)
 
     async def _paper(
         self,
@@ -192,6 +159,8 @@ class AutoTrader:
         client_order_id: str,
         reason: str,
     ) -> Execution:
+        if str(request.side) == "sell":
+            await self.trading.disarm_before_sell(account.id, market.symbol)  # its coins are held by the stop
         order, execution = await LiveOrders(self.trading).submit(
             user.id,
             account,

@@ -62,6 +62,24 @@ class Holding:
     locked: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class OrderInputs:
+    """What an order on an account is priced and checked from: the account, its market, what it holds
+    (coins reserved by the position's native stop count as held for a sell: the stop is cancelled first)
+    and the order book."""
+
+    profile: TradingProfile
+    account: ExchangeAccount
+    exchange_id: str
+    client: ExchangeClient
+    side: str
+    balances: dict[str, Any]
+    market: MarketInfo
+    held: Decimal
+    quote_free: Decimal
+    book: OrderBook
+
+
 class ConfirmationExpired(ValidationError):
     message_key = "trade.errors.confirmation_expired"
 
@@ -251,10 +269,18 @@ class TradingService:
 
     # ---------------------------------------------------------------------------------- preview
 
-    async def preview(self, user: UserProfile, request: TradeRequest) -> OrderPreview:
+    async def order_inputs(
+        self, user: UserProfile, request: TradeRequest, *, account: ExchangeAccount | None = None
+    ) -> OrderInputs:
+        """Everything an order is priced and checked from, on `account` (default: the active one). A live
+        buy needs the plan and credits for it (entitlements)."""
         if request.kind is not RequestKind.ORDER or request.side is None or request.symbol is None:
             raise ValidationError("trade.errors.not_an_order")
-        profile, account = await self.active_account(user)
+        profile, active = await self.active_account(user)
+        if account is None:
+            account = active
+        elif account.user_id != user.id or account.removed_at is not None:
+            raise ValidationError("trade.errors.live_not_available")
         exchange_id = self._exchange_of(account)
         client = self.market_data.public(exchange_id)
         side = str(request.side)
@@ -274,14 +300,17 @@ class TradingService:
 
             held += await NativeStops(self).reserved(account.id, market.symbol)  # cancelled before a sell
             await self.session.commit()  # no transaction held across network calls
-
         book = await client.fetch_order_book(market.symbol, 50)
-        if request.limit_price is not None:
-            return await self._preview_limit(
-                profile, account, exchange_id, client, market, request, book, balances, held, quote_free
-            )
+        return OrderInputs(
+            profile, account, exchange_id, client, side, balances, market, held, quote_free, book
+        )
+
+    def market_fill(self, inputs: OrderInputs, request: TradeRequest) -> Fill:
+        """A market order's fill estimated on the book, checked against the exchange's minimums and the
+        account's balances."""
+        market, side = inputs.market, inputs.side
         try:
-            fill = self._estimate(book, market, side, request, held, quote_free)
+            fill = self._estimate(inputs.book, market, side, request, inputs.held, inputs.quote_free)
         except ValidationError as exc:
             if exc.message_key != "trade.errors.amount_too_small":
                 raise
@@ -291,13 +320,42 @@ class TradingService:
                 unit=market.base,
             ) from None
         self._check_minimums(market, fill)
-        if side == "buy" and fill.cost + fill.fee > quote_free:
-            raise InsufficientBalance(need=fill.cost + fill.fee, have=quote_free, asset=market.quote)
-        if side == "sell" and fill.amount > held:
-            raise InsufficientBalance(need=fill.amount, have=held, asset=market.base)
-        state = await self._account_state(profile, account, market, balances, book)
-        risk = check_order(self._limits(profile), state, side=side, notional=fill.cost, now=self.clock())
-        self._check_protections(side, fill.average_price, request)
+        if side == "buy" and fill.cost + fill.fee > inputs.quote_free:
+            raise InsufficientBalance(need=fill.cost + fill.fee, have=inputs.quote_free, asset=market.quote)
+        if side == "sell" and fill.amount > inputs.held:
+            raise InsufficientBalance(need=fill.amount, have=inputs.held, asset=market.base)
+        return fill
+
+    async def market_risk(self, inputs: OrderInputs, request: TradeRequest, fill: Fill) -> RiskDecision:
+        """The risk check of a market order's fill, and its stop-loss and take-profit against the price."""
+        state = await self._account_state(
+            inputs.profile, inputs.account, inputs.market, inputs.balances, inputs.book
+        )
+        risk = check_order(
+            self._limits(inputs.profile), state, side=inputs.side, notional=fill.cost, now=self.clock()
+        )
+        self._check_protections(inputs.side, fill.average_price, request)
+        return risk
+
+    async def preview(self, user: UserProfile, request: TradeRequest) -> OrderPreview:
+        inputs = await self.order_inputs(user, request)
+        profile, account, exchange_id = inputs.profile, inputs.account, inputs.exchange_id
+        market, side = inputs.market, inputs.side
+        if request.limit_price is not None:
+            return await self._preview_limit(
+                profile,
+                account,
+                exchange_id,
+                inputs.client,
+                market,
+                request,
+                inputs.book,
+                inputs.balances,
+                inputs.held,
+                inputs.quote_free,
+            )
+        fill = self.market_fill(inputs, request)
+        risk = await self.market_risk(inputs, request, fill)
         return OrderPreview(
             account_id=account.id,
             mode=PAPER if account.is_paper else "live",
@@ -317,6 +375,17 @@ class TradingService:
             take_profit=request.take_profit,
             risk=risk,
         )
+
+    async def disarm_before_sell(self, account_id: int, symbol: str) -> None:
+        """A live position's native stop holds its coins on the exchange: it is cancelled before a sell.
+        When it filled meanwhile, the sell is refused (the stop's fill is booked by the watcher)."""
+        from services.trading.protections import NativeStops
+
+        position = await self.repo.open_position(account_id, symbol)
+        if position is None or position.stop_order_id is None:
+            return
+        if await NativeStops(self).disarm(position.id, then="watched") is not None:
+            raise ValidationError("trade.protection.filled_first", symbol=symbol)
 
     async def _require_live_entry(self, user: UserProfile, account: ExchangeAccount) -> None:
         """New live entries need a plan that trades live on this exchange and credits (no debt)."""
@@ -636,22 +705,13 @@ class TradingService:
         async def settle_confirmation(order: Order) -> None:
             await self.repo.finish_pending(claimed, "sending", order_id=order.id)
 
-        from services.trading.protections import NativeStops
-
-        stops = NativeStops(self)
-        position_before = await self.repo.open_position(account.id, market.symbol)
-        if side == "sell" and position_before is not None and position_before.stop_order_id is not None:
-            # the position's native stop holds the coins on the exchange: cancelled before the sell
+        if side == "sell":
             try:
-                stopped = await stops.disarm(position_before.id, then="watched")
+                await self.disarm_before_sell(account.id, market.symbol)
             except AppError:
                 await self.repo.finish_pending(claimed, "refused")
                 await self.session.commit()
                 raise
-            if stopped is not None:
-                await self.repo.finish_pending(claimed, "refused")
-                await self.session.commit()
-                raise ValidationError("trade.protection.filled_first", symbol=market.symbol)
 
         order, execution = await LiveOrders(self).submit(
             user.id,
@@ -706,8 +766,10 @@ class TradingService:
         position = await self.repo.open_position(account.id, market.symbol)
         if position is not None and (position.stop_loss is not None or position.take_profit is not None):
             # the position's protection, placed on the exchange where it can be (else the watcher keeps it)
+            from services.trading.protections import NativeStops
+
             try:
-                protection = await stops.sync(position.id)
+                protection = await NativeStops(self).sync(position.id)
             except AppError as exc:
                 log.warning("protections.sync_failed", position_id=position.id, error=exc.message_key)
             else:

@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from db.models import Order, Position
+from db.models import Order, Position, User
 from sandbox.exchanges.ledger import Order as LedgerOrder
 from sandbox.exchanges.server import ExchangeEmulator
 from sandbox.telegram.client import ChatUser
+from services.trading.auto import AutoTrader
+from services.trading.parser import AmountUnit, OrderType, RequestKind, Side, TradeRequest
+from services.users import profile_of
 from tests.e2e.test_accounts_live import Key
 from tests.e2e.test_trading_live import go_live
 from tests.e2e.test_trading_live_orders import FAST
@@ -176,3 +179,43 @@ async def test_below_the_minimum_the_stop_is_watched(tmp_path: Path, sqlite_url:
         assert position.protection == "watched" and position.stop_order_id is None
         await user.expect_silence(1.0)
         assert stops(emulator, key) == []  # the watcher does not try again and again
+
+
+async def test_a_copied_exit_cancels_the_native_stop_and_sells_what_it_held(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Orders placed for the user (a copied exit, auto-trade) are priced and checked as a manual order is:
+    the coins held by the position's native stop count as held, and the stop is cancelled before the sell."""
+    async with bot_stack(tmp_path, database_url=sqlite_url, exchanges=True, trading=FAST) as stack:
+        user = stack.user(7307)
+        key = await go_live(stack, user, "binance")
+        emulator = stack.exchanges["binance"]
+        now = emulator.market.price(SYMBOL)
+        await buy(user, f"/buy BTC 300 sl {(now * D('0.9')).quantize(D('1'))}")
+        [stop] = stops(emulator, key)
+        assert stop.waiting and emulator.balances(key.api_key)["BTC"] > 0
+        position = await position_row(stack)
+        async with stack.app.session_factory() as session:
+            row = await session.scalar(select(User).where(User.telegram_id == 7307))
+            assert row is not None
+            trading = stack.app.services.trading(session)
+            request = TradeRequest(
+                kind=RequestKind.ORDER,
+                side=Side.SELL,
+                symbol=SYMBOL,
+                base="BTC",
+                quote="USDT",
+                amount=position.amount,
+                amount_unit=AmountUnit.BASE,
+                order_type=OrderType.MARKET,
+            )
+            sold = await AutoTrader(trading).execute(
+                profile_of(row), request, client_order_id="cx-test-exit", reason="copy"
+            )
+            await session.commit()  # as the copy fan-out does
+        assert sold.side == "sell" and sold.amount > 0
+        [stop] = stops(emulator, key)
+        assert stop.status == "canceled"
+        assert emulator.balances(key.api_key).get("BTC", D(0)) < D("0.00001")
+        after = await position_row(stack)
+        assert after.status == "closed", (after.amount, after.status, after.protection)
