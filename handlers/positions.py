@@ -18,10 +18,9 @@ from services.copytrading.relay import CopyRelay
 from services.i18n import Html, Translator
 from services.trading.parser import (
     AmountUnit,
-    OrderType,
     RequestKind,
     Side,
-    TradeRequest,
+    market_order,
     parse_trade_command,
 )
 from services.trading.positions import ClosePreview, CloseResult, PositionService
@@ -85,17 +84,7 @@ async def _close_live(
 ) -> None:
     """On a live account, closing one position is a confirmed market sell of exactly its amount."""
     position = await trading.position(user, symbol)
-    base, quote = position.symbol.split("/")
-    order = TradeRequest(
-        kind=RequestKind.ORDER,
-        side=Side.SELL,
-        symbol=position.symbol,
-        base=base,
-        quote=quote,
-        amount=position.amount,
-        amount_unit=AmountUnit.BASE,
-        order_type=OrderType.MARKET,
-    )
+    order = market_order(position.symbol, Side.SELL, position.amount, AmountUnit.BASE)
     preview = await trading.preview(user, order)
     if not preview.risk.allowed:
         raise RiskRefused(preview.risk)

@@ -492,7 +492,8 @@ class KucoinFrontend(Frontend):
         return [{"symbol": s, "takerFeeRate": "0.001", "makerFeeRate": "0.001"} for s in names]
 
     # -- private: orders -------------------------------------------------------------------------------------
-    def _create(self, params: dict[str, Any], account: Account, validate_only: bool) -> Order:
+    def _order_basics(self, params: dict[str, Any]) -> tuple[str, str, str, str]:
+        """The fields every order (regular or stop) needs, checked as KuCoin checks them."""
         client_oid = params.get("clientOid")
         if not client_oid:
             raise KucoinError("400100", "validation.createOrder.clientOidIsRequired")
@@ -505,6 +506,10 @@ class KucoinFrontend(Frontend):
             raise KucoinError("400100", "Parameter error: side is invalid.")
         if order_type not in ("limit", "market"):
             raise KucoinError("400100", "Parameter error: type is invalid.")
+        return str(client_oid), symbol, str(side), str(order_type)
+
+    def _create(self, params: dict[str, Any], account: Account, validate_only: bool) -> Order:
+        client_oid, symbol, side, order_type = self._order_basics(params)
         size, funds = to_decimal(_str(params.get("size"))), to_decimal(_str(params.get("funds")))
         price = to_decimal(_str(params.get("price")))
         if order_type == "limit" and (size is None or price is None):
@@ -671,18 +676,7 @@ class KucoinFrontend(Frontend):
 
     # -- stop orders (``/api/v1/stop-order``): they live here until triggered, then as regular orders -----
     def new_stop_order(self, params: dict[str, Any], account: Account) -> Any:
-        client_oid = params.get("clientOid")
-        if not client_oid:
-            raise KucoinError("400100", "validation.createOrder.clientOidIsRequired")
-        if len(str(client_oid)) > 40:
-            raise KucoinError("400100", "validation.createOrder.clientOidInvalid")
-        symbol = self._symbol(params)
-        assert symbol is not None
-        side, order_type = params.get("side"), params.get("type", "limit")
-        if side not in ("buy", "sell"):
-            raise KucoinError("400100", "Parameter error: side is invalid.")
-        if order_type not in ("limit", "market"):
-            raise KucoinError("400100", "Parameter error: type is invalid.")
+        client_oid, symbol, side, order_type = self._order_basics(params)
         stop = str(params.get("stop") or "loss")
         if stop not in ("loss", "entry"):
             raise KucoinError("400100", "Parameter error: stop is invalid.")

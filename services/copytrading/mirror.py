@@ -76,7 +76,7 @@ from services.errors import AppError, ValidationError
 from services.notify import Notifier
 from services.trading.auto import AutoTrader
 from services.trading.live import USD_QUOTES
-from services.trading.parser import AmountUnit, OrderType, RequestKind, Side, TradeRequest
+from services.trading.parser import AmountUnit, Side, market_order
 from services.trading.service import Execution, TradingService
 from services.users import UserProfile, profile_of
 
@@ -617,18 +617,7 @@ class MirrorEngine:
         spend = await self.entry_spend(session, auto, follow, account)
         if spend <= 0:
             raise _Skip("copy.skip.nothing_to_spend")
-        base, _, quote = action.symbol.partition("/")
-        request = TradeRequest(
-            kind=RequestKind.ORDER,
-            side=Side.BUY,
-            symbol=action.symbol,
-            base=base,
-            quote=quote,
-            amount=spend,
-            amount_unit=AmountUnit.QUOTE,
-            order_type=OrderType.MARKET,
-            stop_loss=action.stop_loss,
-        )
+        request = market_order(action.symbol, Side.BUY, spend, AmountUnit.QUOTE, stop_loss=action.stop_loss)
         execution = await auto.execute(
             user, request, client_order_id=copy.client_order_id, account=account, reason="copy"
         )
@@ -681,22 +670,13 @@ class MirrorEngine:
         close_pct = min(action.close_pct if action.close_pct is not None else HUNDRED, HUNDRED)
         full = close_pct >= HUNDRED
         balances = await auto.holdings(account)
-        base, _, quote = action.symbol.partition("/")
-        held = balances[base].free if base in balances else ZERO
+        base = action.symbol.partition("/")[0]
+        held = await trading.sellable(account, action.symbol, balances)
         wanted = copied if full else copied * close_pct / HUNDRED
         amount = min(wanted, held)
         if amount <= 0:
             raise _Skip("copy.skip.nothing_held", asset=base)
-        request = TradeRequest(
-            kind=RequestKind.ORDER,
-            side=Side.SELL,
-            symbol=action.symbol,
-            base=base,
-            quote=quote,
-            amount=amount,
-            amount_unit=AmountUnit.BASE,
-            order_type=OrderType.MARKET,
-        )
+        request = market_order(action.symbol, Side.SELL, amount, AmountUnit.BASE)
         execution = await auto.execute(
             user, request, client_order_id=copy.client_order_id, account=account, reason="copy"
         )

@@ -230,6 +230,31 @@ class TradeRequest:
         return value is None
 
 
+def market_order(
+    symbol: str,
+    side: Side,
+    amount: Decimal | None,
+    unit: AmountUnit,
+    *,
+    stop_loss: Decimal | None = None,
+    take_profit: Decimal | None = None,
+) -> TradeRequest:
+    """A market order built by the bot itself (a copied trade, a signal's trade, closing one position)."""
+    base, _, quote = symbol.partition("/")
+    return TradeRequest(
+        kind=RequestKind.ORDER,
+        side=side,
+        symbol=symbol,
+        base=base,
+        quote=quote,
+        amount=amount,
+        amount_unit=unit,
+        order_type=OrderType.MARKET,
+        stop_loss=stop_loss,
+        take_profit=take_profit,
+    )
+
+
 # --------------------------------------------------------------------------------------------- numbers
 
 _PLAIN = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)

@@ -293,17 +293,27 @@ class TradingService:
                 await self._require_live_entry(user, account)
             balances = await self.live_balances(account)
         market = await client.market(request.symbol)
-        held = balances[market.base].free if market.base in balances else ZERO
+        if side == "sell":
+            held = await self.sellable(account, market.symbol, balances)
+        else:
+            held = balances[market.base].free if market.base in balances else ZERO
         quote_free = balances[market.quote].free if market.quote in balances else ZERO
-        if not account.is_paper and side == "sell":
-            from services.trading.protections import NativeStops
-
-            held += await NativeStops(self).reserved(account.id, market.symbol)  # cancelled before a sell
-            await self.session.commit()  # no transaction held across network calls
         book = await client.fetch_order_book(market.symbol, 50)
         return OrderInputs(
             profile, account, exchange_id, client, side, balances, market, held, quote_free, book
         )
+
+    async def sellable(self, account: ExchangeAccount, symbol: str, balances: dict[str, Any]) -> Decimal:
+        """What a sell of `symbol` can sell on the account: the free coins, and on a live account those
+        the position's native stop holds (it is cancelled before a sell, `disarm_before_sell`)."""
+        base = symbol.partition("/")[0]
+        held: Decimal = balances[base].free if base in balances else ZERO
+        if not account.is_paper:
+            from services.trading.protections import NativeStops
+
+            held += await NativeStops(self).reserved(account.id, symbol)
+            await self.session.commit()  # no transaction held across network calls
+        return held
 
     def market_fill(self, inputs: OrderInputs, request: TradeRequest) -> Fill:
         """A market order's fill estimated on the book, checked against the exchange's minimums and the
