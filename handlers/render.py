@@ -39,4 +39,8 @@ async def confirmation_gone(query: CallbackQuery, text: str) -> None:
     """A confirmation that expired or was used: say so, and take its buttons away."""
     await query.answer(plain(text), show_alert=True)
     if isinstance(query.message, Message):
-        await query.message.edit_reply_markup(reply_markup=None)
+        try:
+            await query.message.edit_reply_markup(reply_markup=None)
+        except TelegramBadRequest as exc:
+            if "message is not modified" not in exc.message:  # the press that used it took them already
+                raise
